@@ -1,0 +1,258 @@
+/* hltinfer-server: command line, process-wide settings, start-up and graceful shutdown.
+ *
+ * Order matters (reference/grpc-core.md): allocator thresholds and the signal mask are set
+ * before grpc_init creates threads; SIGINT/SIGTERM are then collected by sigwait on the main
+ * thread, which stops the frontend (in-flight calls finish within --exit-timeout-secs) and
+ * the repository (queued requests finish) before grpc_shutdown. */
+#include "engine/engine.h"
+#include "frontend.h"
+#include "log.h"
+#include "repository.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <limits.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef HLT_DEFAULT_MODEL_REPOSITORY
+#define HLT_DEFAULT_MODEL_REPOSITORY "models"
+#endif
+
+typedef struct options {
+    const char *model_repository;
+    const char *address;
+    int grpc_port;
+    int log_verbose;
+    const char *control_mode; /* all | explicit | none */
+    const char *load_models[64];
+    int n_load_models;
+    bool strict_readiness;
+    int exit_timeout_secs;
+    int default_max_batch;
+    int infer_slots;
+    int max_queue_size;
+} options_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: hltinfer-server [OPTIONS]\n"
+            "Serves the models of a Triton-layout model repository over the KServe v2 / Triton\n"
+            "gRPC protocol (tritonclient, perf_analyzer and CMSSW SonicTriton work unchanged).\n"
+            "\n"
+            "  --model-repository=PATH      model repository (default: %s)\n"
+            "  --grpc-port=PORT             gRPC port (default 8001; 0 picks a free port)\n"
+            "  --grpc-address=ADDR          address to listen on (default 0.0.0.0)\n"
+            "  --log-verbose=N              0 = info (default), 1 = also per-request errors\n"
+            "  --model-control-mode=MODE    all: load every model at start, load/unload RPCs\n"
+            "                               allowed (default); explicit: load only --load-model\n"
+            "                               models at start, RPCs allowed; none: load every model,\n"
+            "                               RPCs refused\n"
+            "  --load-model=NAME            with explicit mode: model to load at start (repeat;\n"
+            "                               '*' = all)\n"
+            "  --strict-readiness=BOOL      ServerReady only when every model loaded (default true)\n"
+            "  --exit-timeout-secs=N        grace period for in-flight requests on SIGTERM (30)\n"
+            "  --default-max-batch-size=N   max_batch_size given to batching ONNX models whose\n"
+            "                               config leaves it out (default 1024)\n"
+            "  --grpc-infer-slots=N         pre-posted ModelInfer call slots (default 64)\n"
+            "  --max-queue-size=N           requests queued per model version before UNAVAILABLE\n"
+            "                               (default 1024)\n"
+            "  -h, --help                   this text\n",
+            HLT_DEFAULT_MODEL_REPOSITORY);
+}
+
+static bool parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "1")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(s, "false") || !strcmp(s, "0")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* Returns 0 to run, 1 after --help, 2 on a bad flag. */
+static int parse_args(int argc, char **argv, options_t *o)
+{
+    enum {
+        O_REPO = 256, O_PORT, O_ADDR, O_VERBOSE, O_MODE, O_LOAD, O_STRICT, O_EXIT, O_DMB,
+        O_SLOTS, O_QUEUE
+    };
+    static const struct option longopts[] = {
+        {"model-repository", required_argument, NULL, O_REPO},
+        {"grpc-port", required_argument, NULL, O_PORT},
+        {"grpc-address", required_argument, NULL, O_ADDR},
+        {"log-verbose", required_argument, NULL, O_VERBOSE},
+        {"model-control-mode", required_argument, NULL, O_MODE},
+        {"load-model", required_argument, NULL, O_LOAD},
+        {"strict-readiness", required_argument, NULL, O_STRICT},
+        {"exit-timeout-secs", required_argument, NULL, O_EXIT},
+        {"default-max-batch-size", required_argument, NULL, O_DMB},
+        {"grpc-infer-slots", required_argument, NULL, O_SLOTS},
+        {"max-queue-size", required_argument, NULL, O_QUEUE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        bool ok = true;
+        switch (c) {
+        case O_REPO: o->model_repository = optarg; break;
+        case O_PORT: ok = parse_int(optarg, 0, 65535, &o->grpc_port); break;
+        case O_ADDR: o->address = optarg; break;
+        case O_VERBOSE: ok = parse_int(optarg, 0, 10, &o->log_verbose); break;
+        case O_MODE:
+            o->control_mode = optarg;
+            ok = !strcmp(optarg, "all") || !strcmp(optarg, "explicit") || !strcmp(optarg, "none");
+            break;
+        case O_LOAD:
+            ok = o->n_load_models < 64;
+            if (ok)
+                o->load_models[o->n_load_models++] = optarg;
+            break;
+        case O_STRICT: ok = parse_bool(optarg, &o->strict_readiness); break;
+        case O_EXIT: ok = parse_int(optarg, 0, 3600, &o->exit_timeout_secs); break;
+        case O_DMB: ok = parse_int(optarg, 1, INT_MAX, &o->default_max_batch); break;
+        case O_SLOTS: ok = parse_int(optarg, 1, 100000, &o->infer_slots); break;
+        case O_QUEUE: ok = parse_int(optarg, 1, 10000000, &o->max_queue_size); break;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "hltinfer-server: invalid value '%s' for --%s\n", optarg,
+                    longopts[c - O_REPO].name);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hltinfer-server: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* OpenBLAS 0.3.21 picks its kernels once, when the library loads, and does not recognise newer
+ * AVX-512 CPUs (Zen 5): it falls back to AVX2 kernels at half the GEMM rate. The choice can only
+ * be forced through OPENBLAS_CORETYPE before the library loads, so if the CPU has AVX-512 and
+ * OpenBLAS chose a non-AVX-512 core, re-execute once with the variable set. */
+static void ensure_blas_avx512(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("HLT_NO_BLAS_REEXEC"))
+        return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f"))
+        return;
+    const char *core = openblas_get_corename();
+    if (core && (strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||
+                 strcasestr(core, "sapphire")))
+        return;
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: run on with the slower kernels */
+}
+
+int main(int argc, char **argv)
+{
+    options_t o = {
+        .model_repository = HLT_DEFAULT_MODEL_REPOSITORY,
+        .address = "0.0.0.0",
+        .grpc_port = 8001,
+        .control_mode = "all",
+        .strict_readiness = true,
+        .exit_timeout_secs = 30,
+        .default_max_batch = MODEL_CONFIG_DEFAULT_MAX_BATCH,
+        .infer_slots = 64,
+        .max_queue_size = 1024,
+    };
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    ensure_blas_avx512(argv);
+    hlt_log_level = o.log_verbose > 0 ? HLT_LOG_VERBOSE : HLT_LOG_INFO;
+
+    /* glibc trimming and unmapping large chunks costs TLB shootdowns on every big message. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    /* One BLAS thread per instance worker: the server sizes its own threads. */
+    openblas_set_num_threads(1);
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    grpc_init();
+    repo_options_t ropts = {
+        .root = o.model_repository,
+        .load = {.default_max_batch = o.default_max_batch,
+                 .queue_capacity = (size_t)o.max_queue_size},
+    };
+    repo_t *repo = repo_create(&ropts);
+    if (!repo) {
+        fprintf(stderr, "hltinfer-server: out of memory\n");
+        return 1;
+    }
+    HLT_LOG(HLT_LOG_INFO, "event=starting model_repository=%s blas_core=%s control_mode=%s",
+            o.model_repository, openblas_get_corename(), o.control_mode);
+    bool explicit_mode = !strcmp(o.control_mode, "explicit");
+    bool load_all = !explicit_mode;
+    for (int i = 0; i < o.n_load_models; i++)
+        load_all = load_all || !strcmp(o.load_models[i], "*");
+    if (load_all) {
+        repo_load_all(repo);
+    } else {
+        for (int i = 0; i < o.n_load_models; i++) {
+            char err[1024];
+            repo_load(repo, o.load_models[i], err, sizeof err);
+        }
+    }
+    frontend_options_t fopts = {
+        .address = o.address,
+        .port = o.grpc_port,
+        .allow_model_control = strcmp(o.control_mode, "none") != 0,
+        .strict_readiness = o.strict_readiness,
+        .slots_per_method = o.infer_slots,
+    };
+    frontend_t *fe = NULL;
+    int port = 0;
+    char err[512];
+    if (frontend_start(&fopts, repo, &fe, &port, err, sizeof err)) {
+        HLT_LOG(HLT_LOG_ERROR, "event=start_failed reason=\"%s\"", err);
+        repo_destroy(repo);
+        grpc_shutdown();
+        return 1;
+    }
+    HLT_LOG(HLT_LOG_INFO, "event=server_started grpc_address=%s grpc_port=%d", o.address, port);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    HLT_LOG(HLT_LOG_INFO, "event=shutdown_requested signal=%s grace_s=%d",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", o.exit_timeout_secs);
+    frontend_stop(fe, (int64_t)o.exit_timeout_secs * 1000);
+    repo_destroy(repo);
+    grpc_shutdown();
+    HLT_LOG(HLT_LOG_INFO, "event=stopped");
+    return 0;
+}
