@@ -73,9 +73,9 @@ static void model_ready(call_ctx_t *c)
     model_t *m = NULL;
     hlt_status st = repo_get(c->fe->repo, req->name, strlen(req->name), req->version,
                              strlen(req->version), &m, err, sizeof err);
-    if (st == HLT_NOT_FOUND || st == HLT_INVALID_ARGUMENT) {
-        rpc_reply(c, st, err, NULL); /* as Triton: an unknown model is an error, not "false" */
-    } else {
+    if (st == HLT_INVALID_ARGUMENT) {
+        rpc_reply(c, st, err, NULL);
+    } else { /* as Triton: an unknown or failed model is simply not ready */
         resp.ready = st == HLT_OK && !atomic_load(&c->fe->shutting_down);
         rpc_reply_pb(c, &resp.base);
     }

@@ -52,9 +52,7 @@ def test_model_control_explicit_loads_on_request(server_factory):
     assert c.is_model_ready("jet_tagger")
     idx = {m["name"]: m for m in c.get_model_repository_index(as_json=True)["models"]}
     assert idx["facile"].get("state", "") == ""  # present in the repository, never loaded
-    with pytest.raises(InferenceServerException) as e:
-        c.is_model_ready("facile")
-    assert "StatusCode.NOT_FOUND" in str(e.value.status())
+    assert not c.is_model_ready("facile")
     c.load_model("facile")
     assert c.is_model_ready("facile")
     with pytest.raises(InferenceServerException) as e:
@@ -71,7 +69,7 @@ def test_sigterm_finishes_in_flight_requests(server_factory):
     for k in range(n):
         i = grpcclient.InferInput("input", list(inputs["input"].shape), "FP32")
         i.set_data_from_numpy(inputs["input"])
-        c.async_infer("facile", [i], callback=lambda r, e: results.put((r, e)),
+        c.async_infer("facile", [i], callback=lambda result, error: results.put((result, error)),
                       request_id=str(k))
     # wait until the server has accepted at least one request, then ask it to stop
     first = results.get(timeout=60)

@@ -39,9 +39,11 @@ def test_model_ready(server):
     c = client(server)
     assert c.is_model_ready("jet_tagger")
     assert c.is_model_ready("facile", "1")
+    assert not c.is_model_ready("no_such_model")  # as Triton: false, not an error
+    assert not c.is_model_ready("jet_tagger", "2")
     with pytest.raises(InferenceServerException) as e:
-        c.is_model_ready("no_such_model")
-    assert "StatusCode.NOT_FOUND" in str(e.value.status())
+        c.is_model_ready("jet_tagger", "latest")
+    assert "StatusCode.INVALID_ARGUMENT" in str(e.value.status())
 
 
 def test_model_metadata_has_batch_dim(server):
@@ -117,7 +119,7 @@ def test_async_infer(server):
     for model, case in cases:
         inputs, _ = load_reference(model, case)
         c.async_infer(model, make_inputs(inputs),
-                      callback=lambda r, e, m=model, k=case: results.put((m, k, r, e)),
+                      callback=lambda result, error, m=model, k=case: results.put((m, k, result, error)),
                       request_id=case)
     for _ in cases:
         model, case, res, err = results.get(timeout=60)
