@@ -143,14 +143,16 @@ static void run_job(instance_t *inst, infer_job_t *job)
         finish_fail(m, job, st, msg);
         return;
     }
-    int64_t t_recv = job->t_recv_ns, t_enq = job->t_enqueue_ns, batch = job->batch;
-    job->complete(job, HLT_OK, NULL);
+    /* Statistics are recorded before the reply goes out, so a client that reads them after
+     * its response always sees its own request counted. The send itself is asynchronous
+     * (grpc_call_start_batch queues it), so compute_output ends here. */
     int64_t t_out = hlt_now_ns();
-    stats_record_execution(&m->stats, (uint64_t)batch, (uint64_t)(t_in - t_start),
+    stats_record_execution(&m->stats, (uint64_t)job->batch, (uint64_t)(t_in - t_start),
                            (uint64_t)(t_inf - t_in), (uint64_t)(t_out - t_inf));
-    stats_record_success(&m->stats, (uint64_t)(t_out - t_recv), (uint64_t)(t_start - t_enq),
-                         (uint64_t)(t_in - t_start), (uint64_t)(t_inf - t_in),
-                         (uint64_t)(t_out - t_inf));
+    stats_record_success(&m->stats, (uint64_t)(t_out - job->t_recv_ns),
+                         (uint64_t)(t_start - job->t_enqueue_ns), (uint64_t)(t_in - t_start),
+                         (uint64_t)(t_inf - t_in), (uint64_t)(t_out - t_inf));
+    job->complete(job, HLT_OK, NULL);
 }
 
 static void *worker_main(void *arg)
