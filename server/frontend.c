@@ -37,7 +37,7 @@ static const char *const method_paths[M_COUNT] = {
 };
 
 #define GENERIC_SLOTS 4
-#define SMALL_SLOTS 4
+#define SMALL_SLOTS 16
 
 static void post_slot(frontend_t *fe, int method)
 {
@@ -58,8 +58,8 @@ static void post_slot(frontend_t *fe, int method)
                                      &c->tag_new);
     } else {
         e = grpc_server_request_registered_call(fe->server, fe->registered[method], &c->call,
-                                                &c->deadline, &c->md, &c->payload, fe->cq,
-                                                fe->cq, &c->tag_new);
+                                                &c->deadline, &c->md, &c->payload, fe->cq, fe->cq,
+                                                &c->tag_new);
     }
     if (e != GRPC_CALL_OK) {
         HLT_LOG(HLT_LOG_ERROR, "event=request_call_failed method=%d error=%d", method, e);
@@ -192,8 +192,8 @@ static void *cq_main(void *arg)
 {
     frontend_t *fe = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(fe->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(fe->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)

@@ -16,11 +16,11 @@
 typedef struct frontend frontend_t;
 
 typedef struct frontend_options {
-    const char *address;     /* e.g. "0.0.0.0" */
-    int port;                /* 0 = pick a free port */
+    const char *address;      /* e.g. "0.0.0.0" */
+    int port;                 /* 0 = pick a free port */
     bool allow_model_control; /* RepositoryModelLoad/Unload allowed */
-    bool strict_readiness;   /* ServerReady needs every model ready */
-    int slots_per_method;    /* pre-posted ModelInfer slots; other methods get fewer */
+    bool strict_readiness;    /* ServerReady needs every model ready */
+    int slots_per_method;     /* pre-posted ModelInfer slots; other methods get fewer */
 } frontend_options_t;
 
 /* Starts serving. repo is borrowed and must outlive the frontend. On success *out is owned by

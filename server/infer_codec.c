@@ -159,8 +159,9 @@ static hlt_status parse_input(const uint8_t *p, size_t len, infer_input_t *in, s
     }
     return HLT_OK;
 malformed:
-    return bad(err, errlen, "malformed ModelInferRequest: inputs[%zu] is not a valid "
-                            "InferInputTensor",
+    return bad(err, errlen,
+               "malformed ModelInferRequest: inputs[%zu] is not a valid "
+               "InferInputTensor",
                idx);
 }
 
@@ -193,8 +194,8 @@ static bool parse_output(const uint8_t *p, size_t len, infer_output_req_t *o)
     return true;
 }
 
-hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_msg_t *msg,
-                                char *err, size_t errlen)
+hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_msg_t *msg, char *err,
+                                size_t errlen)
 {
     memset(msg, 0, sizeof *msg);
     msg->model_name.p = msg->model_version.p = msg->id.p = "";
@@ -266,8 +267,8 @@ hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_ms
             break; /* unknown parameters are ignored, as the protocol requires */
         }
         case 5:
-            if ((st = parse_input(d, n, &msg->inputs[msg->n_inputs],
-                                  &msg->contents[msg->n_inputs], msg->n_inputs, err, errlen)))
+            if ((st = parse_input(d, n, &msg->inputs[msg->n_inputs], &msg->contents[msg->n_inputs],
+                                  msg->n_inputs, err, errlen)))
                 goto fail;
             msg->n_inputs++;
             break;
@@ -301,13 +302,31 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
      * 7 fp64, 8 bytes. */
     uint32_t want;
     switch (dtype) {
-    case HLT_TYPE_BOOL: want = 1; break;
-    case HLT_TYPE_INT8: case HLT_TYPE_INT16: case HLT_TYPE_INT32: want = 2; break;
-    case HLT_TYPE_INT64: want = 3; break;
-    case HLT_TYPE_UINT8: case HLT_TYPE_UINT16: case HLT_TYPE_UINT32: want = 4; break;
-    case HLT_TYPE_UINT64: want = 5; break;
-    case HLT_TYPE_FP32: want = 6; break;
-    case HLT_TYPE_FP64: want = 7; break;
+    case HLT_TYPE_BOOL:
+        want = 1;
+        break;
+    case HLT_TYPE_INT8:
+    case HLT_TYPE_INT16:
+    case HLT_TYPE_INT32:
+        want = 2;
+        break;
+    case HLT_TYPE_INT64:
+        want = 3;
+        break;
+    case HLT_TYPE_UINT8:
+    case HLT_TYPE_UINT16:
+    case HLT_TYPE_UINT32:
+        want = 4;
+        break;
+    case HLT_TYPE_UINT64:
+        want = 5;
+        break;
+    case HLT_TYPE_FP32:
+        want = 6;
+        break;
+    case HLT_TYPE_FP64:
+        want = 7;
+        break;
     default:
         return bad(err, errlen,
                    "model '%s': input '%.*s': datatype %s cannot be sent as typed contents; use "
@@ -349,8 +368,8 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
                 uint8_t tmp[8];
                 if (want == 6 || want == 7) { /* fixed32 / fixed64 */
                     size_t w = want == 6 ? 4 : 8;
-                    if ((size_t)(v.end - v.p) < w || (!packed && wt != (want == 6 ? WIRE_I32
-                                                                                   : WIRE_I64)))
+                    if ((size_t)(v.end - v.p) < w ||
+                        (!packed && wt != (want == 6 ? WIRE_I32 : WIRE_I64)))
                         goto malformed;
                     memcpy(tmp, v.p, w);
                     v.p += w;
@@ -398,16 +417,17 @@ hlt_status infer_request_resolve_data(infer_request_msg_t *msg, const hlt_dtype 
                            "model '%s': input '%.*s': contents must not be given when "
                            "raw_input_contents is used",
                            model, (int)in->name.len, in->name.p);
-            hlt_status st = convert_contents(in, msg->contents[i], dtypes[i], &in->owned,
-                                             &in->size, model, err, errlen);
+            hlt_status st = convert_contents(in, msg->contents[i], dtypes[i], &in->owned, &in->size,
+                                             model, err, errlen);
             if (st)
                 return st;
             in->data = in->owned;
             continue;
         }
         if (raw_idx >= msg->n_raw)
-            return bad(err, errlen, "model '%s': input '%.*s': no data (neither contents nor a "
-                                    "raw_input_contents entry)",
+            return bad(err, errlen,
+                       "model '%s': input '%.*s': no data (neither contents nor a "
+                       "raw_input_contents entry)",
                        model, (int)in->name.len, in->name.p);
         in->data = (const uint8_t *)msg->raw[raw_idx].p;
         in->size = msg->raw[raw_idx].len;
@@ -458,9 +478,8 @@ static uint8_t *put_str(uint8_t *p, uint32_t field, const char *s, size_t len)
     return p + len;
 }
 
-void infer_response_write(uint8_t *buf, const char *model_name, const char *version,
-                          str_view_t id, const infer_output_desc_t *outs, size_t n,
-                          uint8_t **payload)
+void infer_response_write(uint8_t *buf, const char *model_name, const char *version, str_view_t id,
+                          const infer_output_desc_t *outs, size_t n, uint8_t **payload)
 {
     uint8_t *p = buf;
     p = put_str(p, 1, model_name, strlen(model_name));

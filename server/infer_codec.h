@@ -29,8 +29,8 @@ typedef struct infer_input {
     str_view_t name, datatype;
     int32_t rank;
     int64_t shape[INFER_MAX_RANK];
-    bool has_contents;  /* typed InferTensorContents present */
-    bool shm;           /* shared_memory_region parameter present */
+    bool has_contents;   /* typed InferTensorContents present */
+    bool shm;            /* shared_memory_region parameter present */
     const uint8_t *data; /* resolved by infer_request_resolve_data */
     size_t size;
     void *owned; /* converted typed contents (free()) */
@@ -59,8 +59,8 @@ typedef struct infer_request_msg {
  * *msg. On success msg's arrays are owned (infer_request_msg_free). INVALID_ARGUMENT with a
  * message on malformed protobuf or on a shape of more than INFER_MAX_RANK dims; msg is then
  * left empty (freeing it is still allowed). */
-hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_msg_t *msg,
-                                char *err, size_t errlen);
+hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_msg_t *msg, char *err,
+                                size_t errlen);
 
 /* Gives every input its data: the raw_input_contents entry (running index over inputs without
  * typed contents or shared memory, as Triton does) or its typed contents converted to
@@ -88,8 +88,7 @@ size_t infer_response_size(const char *model_name, const char *version, str_view
                            const infer_output_desc_t *outs, size_t n);
 /* Writes the response into buf (exactly infer_response_size bytes) and sets payload[i] to
  * where output i's raw bytes go; the caller (the engine) fills them afterwards. */
-void infer_response_write(uint8_t *buf, const char *model_name, const char *version,
-                          str_view_t id, const infer_output_desc_t *outs, size_t n,
-                          uint8_t **payload);
+void infer_response_write(uint8_t *buf, const char *model_name, const char *version, str_view_t id,
+                          const infer_output_desc_t *outs, size_t n, uint8_t **payload);
 
 #endif

@@ -17,8 +17,8 @@ struct model;
 typedef struct infer_job infer_job_t;
 struct infer_job {
     infer_request_msg_t msg;
-    struct model *model;       /* reference held by the job */
-    int64_t batch;             /* rows in this request (1 for non-batching models) */
+    struct model *model;        /* reference held by the job */
+    int64_t batch;              /* rows in this request (1 for non-batching models) */
     int16_t in_map[HLT_MAX_IO]; /* config input i -> msg.inputs index */
     uint16_t n_out;
     int16_t out_idx[HLT_MAX_IO]; /* config output indices to return, in response order */

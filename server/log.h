@@ -8,10 +8,10 @@ enum hlt_log_level { HLT_LOG_ERROR = 0, HLT_LOG_WARN = 1, HLT_LOG_INFO = 2, HLT_
 
 extern int hlt_log_level;
 
-#define HLT_LOG(level, ...)                                                                     \
-    do {                                                                                       \
-        if ((level) <= hlt_log_level)                                                          \
-            hlt_log_write((level), __VA_ARGS__);                                               \
+#define HLT_LOG(level, ...)                                                                        \
+    do {                                                                                           \
+        if ((level) <= hlt_log_level)                                                              \
+            hlt_log_write((level), __VA_ARGS__);                                                   \
     } while (0)
 
 /* Writes one line to stderr with a timestamp and level tag. Thread-safe (one write(2)). */

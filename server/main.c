@@ -42,30 +42,31 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: hltinfer-server [OPTIONS]\n"
-            "Serves the models of a Triton-layout model repository over the KServe v2 / Triton\n"
-            "gRPC protocol (tritonclient, perf_analyzer and CMSSW SonicTriton work unchanged).\n"
-            "\n"
-            "  --model-repository=PATH      model repository (default: %s)\n"
-            "  --grpc-port=PORT             gRPC port (default 8001; 0 picks a free port)\n"
-            "  --grpc-address=ADDR          address to listen on (default 0.0.0.0)\n"
-            "  --log-verbose=N              0 = info (default), 1 = also per-request errors\n"
-            "  --model-control-mode=MODE    all: load every model at start, load/unload RPCs\n"
-            "                               allowed (default); explicit: load only --load-model\n"
-            "                               models at start, RPCs allowed; none: load every model,\n"
-            "                               RPCs refused\n"
-            "  --load-model=NAME            with explicit mode: model to load at start (repeat;\n"
-            "                               '*' = all)\n"
-            "  --strict-readiness=BOOL      ServerReady only when every model loaded (default true)\n"
-            "  --exit-timeout-secs=N        grace period for in-flight requests on SIGTERM (30)\n"
-            "  --default-max-batch-size=N   max_batch_size given to batching ONNX models whose\n"
-            "                               config leaves it out (default 1024)\n"
-            "  --grpc-infer-slots=N         pre-posted ModelInfer call slots (default 64)\n"
-            "  --max-queue-size=N           requests queued per model version before UNAVAILABLE\n"
-            "                               (default 1024)\n"
-            "  -h, --help                   this text\n",
-            HLT_DEFAULT_MODEL_REPOSITORY);
+    fprintf(
+        f,
+        "Usage: hltinfer-server [OPTIONS]\n"
+        "Serves the models of a Triton-layout model repository over the KServe v2 / Triton\n"
+        "gRPC protocol (tritonclient, perf_analyzer and CMSSW SonicTriton work unchanged).\n"
+        "\n"
+        "  --model-repository=PATH      model repository (default: %s)\n"
+        "  --grpc-port=PORT             gRPC port (default 8001; 0 picks a free port)\n"
+        "  --grpc-address=ADDR          address to listen on (default 0.0.0.0)\n"
+        "  --log-verbose=N              0 = info (default), 1 = also per-request errors\n"
+        "  --model-control-mode=MODE    all: load every model at start, load/unload RPCs\n"
+        "                               allowed (default); explicit: load only --load-model\n"
+        "                               models at start, RPCs allowed; none: load every model,\n"
+        "                               RPCs refused\n"
+        "  --load-model=NAME            with explicit mode: model to load at start (repeat;\n"
+        "                               '*' = all)\n"
+        "  --strict-readiness=BOOL      ServerReady only when every model loaded (default true)\n"
+        "  --exit-timeout-secs=N        grace period for in-flight requests on SIGTERM (30)\n"
+        "  --default-max-batch-size=N   max_batch_size given to batching ONNX models whose\n"
+        "                               config leaves it out (default 1024)\n"
+        "  --grpc-infer-slots=N         pre-posted ModelInfer call slots (default 64)\n"
+        "  --max-queue-size=N           requests queued per model version before UNAVAILABLE\n"
+        "                               (default 1024)\n"
+        "  -h, --help                   this text\n",
+        HLT_DEFAULT_MODEL_REPOSITORY);
 }
 
 static bool parse_int(const char *s, int lo, int hi, int *out)
@@ -95,8 +96,17 @@ static bool parse_bool(const char *s, bool *out)
 static int parse_args(int argc, char **argv, options_t *o)
 {
     enum {
-        O_REPO = 256, O_PORT, O_ADDR, O_VERBOSE, O_MODE, O_LOAD, O_STRICT, O_EXIT, O_DMB,
-        O_SLOTS, O_QUEUE
+        O_REPO = 256,
+        O_PORT,
+        O_ADDR,
+        O_VERBOSE,
+        O_MODE,
+        O_LOAD,
+        O_STRICT,
+        O_EXIT,
+        O_DMB,
+        O_SLOTS,
+        O_QUEUE
     };
     static const struct option longopts[] = {
         {"model-repository", required_argument, NULL, O_REPO},
@@ -117,10 +127,18 @@ static int parse_args(int argc, char **argv, options_t *o)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
-        case O_REPO: o->model_repository = optarg; break;
-        case O_PORT: ok = parse_int(optarg, 0, 65535, &o->grpc_port); break;
-        case O_ADDR: o->address = optarg; break;
-        case O_VERBOSE: ok = parse_int(optarg, 0, 10, &o->log_verbose); break;
+        case O_REPO:
+            o->model_repository = optarg;
+            break;
+        case O_PORT:
+            ok = parse_int(optarg, 0, 65535, &o->grpc_port);
+            break;
+        case O_ADDR:
+            o->address = optarg;
+            break;
+        case O_VERBOSE:
+            ok = parse_int(optarg, 0, 10, &o->log_verbose);
+            break;
         case O_MODE:
             o->control_mode = optarg;
             ok = !strcmp(optarg, "all") || !strcmp(optarg, "explicit") || !strcmp(optarg, "none");
@@ -130,13 +148,27 @@ static int parse_args(int argc, char **argv, options_t *o)
             if (ok)
                 o->load_models[o->n_load_models++] = optarg;
             break;
-        case O_STRICT: ok = parse_bool(optarg, &o->strict_readiness); break;
-        case O_EXIT: ok = parse_int(optarg, 0, 3600, &o->exit_timeout_secs); break;
-        case O_DMB: ok = parse_int(optarg, 1, INT_MAX, &o->default_max_batch); break;
-        case O_SLOTS: ok = parse_int(optarg, 1, 100000, &o->infer_slots); break;
-        case O_QUEUE: ok = parse_int(optarg, 1, 10000000, &o->max_queue_size); break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
+        case O_STRICT:
+            ok = parse_bool(optarg, &o->strict_readiness);
+            break;
+        case O_EXIT:
+            ok = parse_int(optarg, 0, 3600, &o->exit_timeout_secs);
+            break;
+        case O_DMB:
+            ok = parse_int(optarg, 1, INT_MAX, &o->default_max_batch);
+            break;
+        case O_SLOTS:
+            ok = parse_int(optarg, 1, 100000, &o->infer_slots);
+            break;
+        case O_QUEUE:
+            ok = parse_int(optarg, 1, 10000000, &o->max_queue_size);
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (!ok) {
             fprintf(stderr, "hltinfer-server: invalid value '%s' for --%s\n", optarg,

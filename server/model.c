@@ -181,8 +181,8 @@ static hlt_status map_io(model_t *m, char *err, size_t errlen)
 {
     const model_config_t *cfg = m->cfg;
     if (cfg->n_inputs > HLT_MAX_IO || cfg->n_outputs > HLT_MAX_IO)
-        return fail(err, errlen, HLT_INVALID_ARGUMENT,
-                    "model '%s': more than %d inputs or outputs", m->name, HLT_MAX_IO);
+        return fail(err, errlen, HLT_INVALID_ARGUMENT, "model '%s': more than %d inputs or outputs",
+                    m->name, HLT_MAX_IO);
     for (size_t c = 0; c < cfg->n_inputs; c++) {
         m->cfg_in_to_graph[c] = -1;
         for (size_t g = 0; g < engine_graph_num_inputs(m->graph); g++)
@@ -264,8 +264,8 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
              m->cfg->default_model_filename ? m->cfg->default_model_filename : "model.onnx");
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        st = fail(err, errlen, HLT_NOT_FOUND, "model '%s' version %" PRId64 ": model file %s not found",
-                  name, version, path);
+        st = fail(err, errlen, HLT_NOT_FOUND,
+                  "model '%s' version %" PRId64 ": model file %s not found", name, version, path);
         goto fail;
     }
     char eerr[512];
@@ -289,8 +289,9 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
     }
     if ((st = start_instances(m, err, errlen)))
         goto fail;
-    HLT_LOG(HLT_LOG_INFO, "event=model_loaded model=%s version=%" PRId64
-                          " max_batch_size=%d inputs=%zu outputs=%zu instances=%d",
+    HLT_LOG(HLT_LOG_INFO,
+            "event=model_loaded model=%s version=%" PRId64
+            " max_batch_size=%d inputs=%zu outputs=%zu instances=%d",
             name, version, m->cfg->max_batch_size, m->cfg->n_inputs, m->cfg->n_outputs,
             m->n_instances);
     *out = m;

@@ -193,8 +193,7 @@ static hlt_status parse_dynamic_batching(const char *model, const json_t *o,
         json_array_foreach(v, i, e)
         {
             if (!json_int(e, &x) || x <= 0 || x > INT32_MAX)
-                return fail(err, errlen, "%s: preferred_batch_size[%zu] must be positive", what,
-                            i);
+                return fail(err, errlen, "%s: preferred_batch_size[%zu] must be positive", what, i);
             db->preferred_batch_size[i] = (int32_t)x;
         }
     }
@@ -213,8 +212,7 @@ static hlt_status parse_dynamic_batching(const char *model, const json_t *o,
     if ((v = json_object_get(o, "default_priority_level"))) {
         if (!json_int(v, &x) || x < 0 || (uint64_t)x > db->priority_levels)
             return fail(err, errlen,
-                        "%s: 'default_priority_level' must be between 0 and priority_levels",
-                        what);
+                        "%s: 'default_priority_level' must be between 0 and priority_levels", what);
         db->default_priority_level = (uint64_t)x;
     }
     hlt_status st;
@@ -251,8 +249,8 @@ static hlt_status parse_dynamic_batching(const char *model, const json_t *o,
     return HLT_OK;
 }
 
-static hlt_status parse_instance_groups(const char *model, const json_t *arr,
-                                        model_config_t *cfg, char *err, size_t errlen)
+static hlt_status parse_instance_groups(const char *model, const json_t *arr, model_config_t *cfg,
+                                        char *err, size_t errlen)
 {
     if (!json_is_array(arr))
         return fail(err, errlen, "model '%s': 'instance_group' must be an array", model);
@@ -265,16 +263,15 @@ static hlt_status parse_instance_groups(const char *model, const json_t *arr,
         model_instance_group_t *g = &cfg->instance_groups[i];
         g->count = 1;
         if (!json_is_object(e))
-            return fail(err, errlen, "model '%s': instance_group[%zu] must be an object", model,
-                        i);
+            return fail(err, errlen, "model '%s': instance_group[%zu] must be an object", model, i);
         const json_t *v;
         int64_t x;
         if ((v = json_object_get(e, "name")) && json_is_string(v))
             g->name = strdup(json_string_value(v));
         if ((v = json_object_get(e, "count"))) {
             if (!json_int(v, &x) || x < 1 || x > 256)
-                return fail(err, errlen,
-                            "model '%s': instance_group[%zu].count must be in 1..256", model, i);
+                return fail(err, errlen, "model '%s': instance_group[%zu].count must be in 1..256",
+                            model, i);
             g->count = (int32_t)x;
         }
         if ((v = json_object_get(e, "kind"))) {
@@ -330,15 +327,15 @@ static hlt_status parse_version_policy(const char *model, const json_t *o, model
         cfg->version_policy = VERSION_POLICY_SPECIFIC;
         const json_t *arr = json_object_get(v, "versions");
         if (!json_is_array(arr) || json_array_size(arr) == 0)
-            return fail(err, errlen, "model '%s': version_policy.specific.versions must list versions",
-                        model);
+            return fail(err, errlen,
+                        "model '%s': version_policy.specific.versions must list versions", model);
         cfg->n_specific_versions = json_array_size(arr);
         cfg->specific_versions = calloc(cfg->n_specific_versions, sizeof(int64_t));
         for (size_t i = 0; i < cfg->n_specific_versions; i++)
             if (!json_int(json_array_get(arr, i), &cfg->specific_versions[i]) ||
                 cfg->specific_versions[i] < 0)
-                return fail(err, errlen, "model '%s': version_policy.specific.versions[%zu] invalid",
-                            model, i);
+                return fail(err, errlen,
+                            "model '%s': version_policy.specific.versions[%zu] invalid", model, i);
     } else {
         return fail(err, errlen, "model '%s': version_policy needs latest, all or specific", model);
     }
@@ -367,8 +364,8 @@ static hlt_status parse_kv_object(const char *what, const json_t *o, bool model_
     return HLT_OK;
 }
 
-static hlt_status parse_agents(const char *model, const json_t *o, model_config_t *cfg,
-                               char *err, size_t errlen)
+static hlt_status parse_agents(const char *model, const json_t *o, model_config_t *cfg, char *err,
+                               size_t errlen)
 {
     const json_t *arr = json_object_get(o, "agents");
     if (!json_is_array(arr))
@@ -447,8 +444,8 @@ static hlt_status parse_doc(model_config_t *cfg, const json_t *root, char *err, 
     if ((v = json_object_get(root, "parameters"))) {
         char what[300];
         snprintf(what, sizeof what, "model '%s': parameters", m);
-        if ((st = parse_kv_object(what, v, true, &cfg->parameters, &cfg->n_parameters, err,
-                                  errlen)))
+        if ((st =
+                 parse_kv_object(what, v, true, &cfg->parameters, &cfg->n_parameters, err, errlen)))
             return st;
     }
     if ((v = json_object_get(root, "model_repository_agents")) &&
@@ -457,15 +454,14 @@ static hlt_status parse_doc(model_config_t *cfg, const json_t *root, char *err, 
     if ((v = json_object_get(root, "default_model_filename"))) {
         const char *s = json_string_value(v);
         if (!s || !*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, "."))
-            return fail(err, errlen, "model '%s': 'default_model_filename' must be a file name",
-                        m);
+            return fail(err, errlen, "model '%s': 'default_model_filename' must be a file name", m);
         cfg->default_model_filename = strdup(s);
     }
     return HLT_OK;
 }
 
-hlt_status model_config_parse(const char *name, const char *text, size_t len,
-                              model_config_t **out, char *err, size_t errlen)
+hlt_status model_config_parse(const char *name, const char *text, size_t len, model_config_t **out,
+                              char *err, size_t errlen)
 {
     model_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg)
@@ -478,8 +474,8 @@ hlt_status model_config_parse(const char *name, const char *text, size_t len,
         json_error_t jerr;
         json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-            st = fail(err, errlen, "model '%s': config.json line %d column %d: %s", name,
-                      jerr.line, jerr.column, jerr.text);
+            st = fail(err, errlen, "model '%s': config.json line %d column %d: %s", name, jerr.line,
+                      jerr.column, jerr.text);
             goto done;
         }
         st = parse_doc(cfg, root, err, errlen);
@@ -604,10 +600,9 @@ static hlt_status check_tensor(const char *model, const char *kind, const model_
                                size_t errlen)
 {
     if (t->dtype != d->dtype)
-        return fail(err, errlen,
-                    "model '%s': %s '%s': config data_type %s does not match the model's %s",
-                    model, kind, t->name, hlt_dtype_config_name(t->dtype),
-                    hlt_dtype_config_name(d->dtype));
+        return fail(
+            err, errlen, "model '%s': %s '%s': config data_type %s does not match the model's %s",
+            model, kind, t->name, hlt_dtype_config_name(t->dtype), hlt_dtype_config_name(d->dtype));
     if (t->rank < 0)
         return fail(err, errlen, "model '%s': %s '%s': no dims in the config or the model", model,
                     kind, t->name);
@@ -620,9 +615,8 @@ static hlt_status check_tensor(const char *model, const char *kind, const model_
                     "in the model, which declares %" PRId64,
                     model, kind, t->name, d->rank ? d->dims[0] : 0);
     if (t->rank != d->rank - skip)
-        return fail(err, errlen,
-                    "model '%s': %s '%s': config has %d dims%s, the model has %d", model, kind,
-                    t->name, t->rank, batching ? " (+ batch)" : "", d->rank);
+        return fail(err, errlen, "model '%s': %s '%s': config has %d dims%s, the model has %d",
+                    model, kind, t->name, t->rank, batching ? " (+ batch)" : "", d->rank);
     for (int32_t i = 0; i < t->rank; i++) {
         int64_t gd = d->dims[i + skip];
         if (gd != -1 && t->dims[i] != -1 && gd != t->dims[i])
@@ -685,8 +679,9 @@ hlt_status model_config_complete(model_config_t *cfg, const engine_graph_t *g,
                     "'onnxruntime')",
                     m, cfg->backend);
     if (cfg->platform && *cfg->platform && strcmp(cfg->platform, "onnxruntime_onnx"))
-        return fail(err, errlen, "model '%s': platform '%s' is not supported (use onnxruntime_onnx)",
-                    m, cfg->platform);
+        return fail(err, errlen,
+                    "model '%s': platform '%s' is not supported (use onnxruntime_onnx)", m,
+                    cfg->platform);
     free(cfg->backend);
     free(cfg->platform);
     cfg->backend = strdup("onnxruntime");
@@ -706,8 +701,8 @@ hlt_status model_config_complete(model_config_t *cfg, const engine_graph_t *g,
     if ((st = complete_list(m, "input", &cfg->inputs, &cfg->n_inputs, ni, engine_graph_input, g,
                             batching, err, errlen)))
         return st;
-    if ((st = complete_list(m, "output", &cfg->outputs, &cfg->n_outputs, no, engine_graph_output,
-                            g, batching, err, errlen)))
+    if ((st = complete_list(m, "output", &cfg->outputs, &cfg->n_outputs, no, engine_graph_output, g,
+                            batching, err, errlen)))
         return st;
     for (size_t i = 0; i < ni; i++) {
         const engine_tensor_desc_t *d = engine_graph_input(g, i);
@@ -843,8 +838,7 @@ static void fill_dynamic_batching(arena_t *a, Inference__ModelConfig *pc,
         fill_queue_policy(d->default_queue_policy, &db->default_queue_policy);
     if (db->n_priority_policies) {
         d->n_priority_queue_policy = db->n_priority_policies;
-        d->priority_queue_policy =
-            arena_alloc(a, sizeof(void *) * db->n_priority_policies);
+        d->priority_queue_policy = arena_alloc(a, sizeof(void *) * db->n_priority_policies);
         for (size_t i = 0; d->priority_queue_policy && i < db->n_priority_policies; i++) {
             Inference__ModelDynamicBatching__PriorityQueuePolicyEntry *e =
                 arena_alloc(a, sizeof *e);
@@ -949,8 +943,7 @@ static void fill_parameters_and_agents(arena_t *a, Inference__ModelConfig *pc,
         ag->n_parameters = cfg->agents[i].n_params;
         ag->parameters = arena_alloc(a, sizeof(void *) * (ag->n_parameters + 1));
         for (size_t j = 0; ag->parameters && j < ag->n_parameters; j++) {
-            Inference__ModelRepositoryAgents__Agent__ParametersEntry *e =
-                arena_alloc(a, sizeof *e);
+            Inference__ModelRepositoryAgents__Agent__ParametersEntry *e = arena_alloc(a, sizeof *e);
             if (!e)
                 return;
             inference__model_repository_agents__agent__parameters_entry__init(e);

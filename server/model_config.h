@@ -109,8 +109,8 @@ typedef struct model_config {
  * text == NULL means "no config file": an empty config named `name`. On success *out is owned
  * by the caller (model_config_destroy). INVALID_ARGUMENT with a message naming the field on a
  * bad document. */
-hlt_status model_config_parse(const char *name, const char *text, size_t len,
-                              model_config_t **out, char *err, size_t errlen);
+hlt_status model_config_parse(const char *name, const char *text, size_t len, model_config_t **out,
+                              char *err, size_t errlen);
 /* Reads <dir>/config.json if present and parses it as above. */
 hlt_status model_config_load(const char *dir, const char *name, model_config_t **out, char *err,
                              size_t errlen);

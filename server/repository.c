@@ -201,8 +201,7 @@ static void record_failure(repo_t *r, const char *name, const char *reason)
     HLT_LOG(HLT_LOG_ERROR, "event=model_load_failed model=%s reason=\"%s\"", name, reason);
 }
 
-static size_t select_versions(const model_config_t *cfg, const int64_t *all, size_t n,
-                              int64_t *sel)
+static size_t select_versions(const model_config_t *cfg, const int64_t *all, size_t n, int64_t *sel)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -256,9 +255,9 @@ static hlt_status load_locked(repo_t *r, const char *name, char *err, size_t err
         if (st) {
             slots[i].model = NULL;
             slots[i].reason = strdup(reason);
-            HLT_LOG(HLT_LOG_ERROR, "event=model_load_failed model=%s version=%" PRId64
-                                   " reason=\"%s\"",
-                    name, sel[i], reason);
+            HLT_LOG(HLT_LOG_ERROR,
+                    "event=model_load_failed model=%s version=%" PRId64 " reason=\"%s\"", name,
+                    sel[i], reason);
         } else {
             n_ok++;
         }
@@ -407,16 +406,16 @@ hlt_status repo_get(repo_t *r, const char *name, size_t name_len, const char *ve
             m = slot->model;
             model_ref(m);
         } else if (slot) {
-            st = fail(err, errlen, HLT_UNAVAILABLE, "model '%.*s' version %" PRId64
-                                                     " is not ready: %s",
-                      (int)name_len, name, v, slot->reason);
+            st = fail(err, errlen, HLT_UNAVAILABLE,
+                      "model '%.*s' version %" PRId64 " is not ready: %s", (int)name_len, name, v,
+                      slot->reason);
         } else if (v >= 0 && e->n_versions) {
             st = fail(err, errlen, HLT_NOT_FOUND,
                       "Request for unknown model: '%.*s' version %" PRId64 " is not found",
                       (int)name_len, name, v);
         } else {
-            st = fail(err, errlen, HLT_UNAVAILABLE, "model '%.*s' is not ready: %s",
-                      (int)name_len, name, e->reason ? e->reason : "failed to load");
+            st = fail(err, errlen, HLT_UNAVAILABLE, "model '%.*s' is not ready: %s", (int)name_len,
+                      name, e->reason ? e->reason : "failed to load");
         }
     }
     pthread_mutex_unlock(&r->mu);

@@ -68,7 +68,7 @@ struct call_ctx {
     grpc_byte_buffer *payload;
     grpc_call_details details; /* generic slots only */
     int cancelled;
-    grpc_slice req;  /* the request message as one contiguous slice */
+    grpc_slice req; /* the request message as one contiguous slice */
     bool has_req;
     grpc_slice resp; /* ModelInfer response, allocated by the worker */
     bool has_resp;

@@ -77,8 +77,9 @@ static hlt_status validate(infer_job_t *job, const model_t *m, char *err, size_t
         const model_tensor_cfg_t *t = &cfg->inputs[c];
         hlt_dtype got = hlt_dtype_from_name(in->datatype.p, in->datatype.len);
         if (got != t->dtype) {
-            snprintf(err, errlen, "model '%s': input '%s': datatype %.*s does not match the "
-                                  "model's %s",
+            snprintf(err, errlen,
+                     "model '%s': input '%s': datatype %.*s does not match the "
+                     "model's %s",
                      mn, t->name, (int)in->datatype.len, in->datatype.p, hlt_dtype_name(t->dtype));
             return HLT_INVALID_ARGUMENT;
         }
@@ -158,9 +159,8 @@ static hlt_status validate(infer_job_t *job, const model_t *m, char *err, size_t
             return HLT_INVALID_ARGUMENT;
         }
         if (o->classification || o->shm) {
-            snprintf(err, errlen, "model '%s': output '%s': %s is not supported by this server",
-                     mn, cfg->outputs[c].name,
-                     o->classification ? "classification" : "shared memory");
+            snprintf(err, errlen, "model '%s': output '%s': %s is not supported by this server", mn,
+                     cfg->outputs[c].name, o->classification ? "classification" : "shared memory");
             return HLT_INVALID_ARGUMENT;
         }
         for (size_t j = 0; j < i; j++)

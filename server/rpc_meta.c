@@ -19,15 +19,15 @@
 
 /* Only what is implemented end to end (reference section 6.7: an advertised extension must
  * work). */
-static const char *const extensions[] = {"model_configuration", "model_repository",
-                                         "statistics", "parameters"};
+static const char *const extensions[] = {"model_configuration", "model_repository", "statistics",
+                                         "parameters"};
 
-#define UNPACK_OR_FAIL(type, fn, c, var)                                                       \
-    type *var = fn(NULL, GRPC_SLICE_LENGTH((c)->req), GRPC_SLICE_START_PTR((c)->req));         \
-    if (!var) {                                                                                \
-        rpc_reply_error(c, HLT_INVALID_ARGUMENT, "malformed %s: not a valid protobuf message", \
-                        #type + 11);                                                           \
-        return;                                                                                \
+#define UNPACK_OR_FAIL(type, fn, c, var)                                                           \
+    type *var = fn(NULL, GRPC_SLICE_LENGTH((c)->req), GRPC_SLICE_START_PTR((c)->req));             \
+    if (!var) {                                                                                    \
+        rpc_reply_error(c, HLT_INVALID_ARGUMENT, "malformed %s: not a valid protobuf message",     \
+                        #type + 11);                                                               \
+        return;                                                                                    \
     }
 
 static bool server_ready(frontend_t *fe)
@@ -56,8 +56,8 @@ static model_t *resolve(call_ctx_t *c, const char *name, const char *version)
 {
     char err[1024];
     model_t *m = NULL;
-    hlt_status st = repo_get(c->fe->repo, name, strlen(name), version, strlen(version), &m, err,
-                             sizeof err);
+    hlt_status st =
+        repo_get(c->fe->repo, name, strlen(name), version, strlen(version), &m, err, sizeof err);
     if (st) {
         rpc_reply(c, st, err, NULL);
         return NULL;
@@ -152,8 +152,7 @@ done:
 
 static void model_config_rpc(call_ctx_t *c)
 {
-    UNPACK_OR_FAIL(Inference__ModelConfigRequest, inference__model_config_request__unpack, c,
-                   req);
+    UNPACK_OR_FAIL(Inference__ModelConfigRequest, inference__model_config_request__unpack, c, req);
     model_t *m = resolve(c, req->name, req->version);
     inference__model_config_request__free_unpacked(req, NULL);
     if (!m)
@@ -258,8 +257,7 @@ static void model_statistics(call_ctx_t *c)
                             req->name, req->version);
         else
             rpc_reply_error(c, HLT_NOT_FOUND,
-                            "Request for unknown model: '%s' is not found or not ready",
-                            req->name);
+                            "Request for unknown model: '%s' is not found or not ready", req->name);
         goto done;
     }
     Inference__ModelStatisticsResponse resp = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
