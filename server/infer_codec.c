@@ -364,6 +364,8 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
                 e = d + n;
             }
             wire_reader_t v = packed ? (wire_reader_t){d, e} : r;
+            if (packed && d == e)
+                continue; /* an empty packed field holds no elements */
             do {
                 uint8_t tmp[8];
                 if (want == 6 || want == 7) { /* fixed32 / fixed64 */
@@ -417,6 +419,8 @@ hlt_status infer_request_resolve_data(infer_request_msg_t *msg, const hlt_dtype 
                            "model '%s': input '%.*s': contents must not be given when "
                            "raw_input_contents is used",
                            model, (int)in->name.len, in->name.p);
+            free(in->owned); /* resolving again (after a reload) starts afresh */
+            in->owned = NULL;
             hlt_status st = convert_contents(in, msg->contents[i], dtypes[i], &in->owned, &in->size,
                                              model, err, errlen);
             if (st)

@@ -8,6 +8,8 @@
 
 #include "infer_codec.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HLT_MAX_IO 64
@@ -24,6 +26,14 @@ struct infer_job {
     int16_t out_idx[HLT_MAX_IO]; /* config output indices to return, in response order */
     int64_t t_recv_ns, t_enqueue_ns;
     int64_t deadline_ns; /* monotonic (clock.h); INT64_MAX = none */
+    size_t msg_bytes;    /* size of the request message, for the queued-memory bound */
+    atomic_bool cancelled; /* set by the frontend when the client goes away */
+    /* Owned by the batcher while queued. */
+    uint32_t level;             /* priority level index (0 = highest) */
+    bool delayed;               /* queue timeout passed with timeout_action DELAY */
+    int64_t queue_deadline_ns;  /* queue-policy timeout; INT64_MAX = none */
+    uint64_t seq;               /* submission order, for preserve_ordering */
+    infer_job_t *next, *prev;   /* intrusive queue links */
     /* Returns a buffer of size bytes that becomes the response message, owned by the job's
      * creator; NULL on allocation failure. Called at most once, by the worker. */
     uint8_t *(*alloc_response)(infer_job_t *job, size_t size);

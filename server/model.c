@@ -331,6 +331,9 @@ hlt_status model_submit(model_t *m, infer_job_t *job, char *err, size_t errlen)
     job->t_enqueue_ns = hlt_now_ns();
     if (queue_push(m->queue, job))
         return HLT_OK;
+    if (m->retired)
+        return fail(err, errlen, HLT_ABORTED, "model '%s' version %s was replaced or unloaded",
+                    m->name, m->version_str);
     return fail(err, errlen, HLT_UNAVAILABLE,
                 "model '%s' version %s: request queue is full or the model is unloading; retry "
                 "later or elsewhere",

@@ -37,7 +37,8 @@ void model_unref(model_t *m);
 void model_retire(model_t *m);
 
 /* Queues a job; ownership of job moves to the model on success. UNAVAILABLE (with a message)
- * when the queue is full or the model retired: the caller keeps the job. */
+ * when the queue is full, ABORTED when the model was retired (a reload swapped it out: resolve
+ * the model again); the caller keeps the job. */
 hlt_status model_submit(model_t *m, infer_job_t *job, char *err, size_t errlen);
 
 /* Borrowed views, valid while a reference is held. */

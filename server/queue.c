@@ -79,6 +79,11 @@ void *queue_pop(queue_t *q)
 
 void *queue_pop_timed(queue_t *q, int64_t timeout_ns)
 {
+    /* Clamp: a negative wait means "do not wait"; a huge one must not overflow. */
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    if (timeout_ns > (int64_t)365 * 24 * 3600 * 1000000000)
+        timeout_ns = (int64_t)365 * 24 * 3600 * 1000000000;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     int64_t ns = until.tv_nsec + timeout_ns;

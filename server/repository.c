@@ -194,6 +194,7 @@ static void record_failure(repo_t *r, const char *name, const char *reason)
     entry_t *e = get_or_add_entry(r, name);
     if (e) {
         e->tried = true;
+        e->unloaded = false; /* the failure is the news now, not the earlier unload */
         free(e->reason);
         e->reason = strdup(reason);
     }
@@ -383,6 +384,7 @@ hlt_status repo_get(repo_t *r, const char *name, size_t name_len, const char *ve
                     size_t version_len, model_t **out, char *err, size_t errlen)
 {
     int64_t v = -1;
+    *out = NULL;
     if (version_len && !parse_version(version, version_len, &v))
         return fail(err, errlen, HLT_INVALID_ARGUMENT,
                     "model '%.*s': version '%.*s' is not a non-negative integer", (int)name_len,

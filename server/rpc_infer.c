@@ -193,24 +193,35 @@ void rpc_handle_infer(call_ctx_t *c)
         rpc_reply(c, st, err, NULL);
         return;
     }
-    st = repo_get(c->fe->repo, job->msg.model_name.p, job->msg.model_name.len,
-                  job->msg.model_version.p, job->msg.model_version.len, &job->model, err,
-                  sizeof err);
-    if (st) {
-        rpc_reply(c, st, err, NULL);
-        return;
+    /* A reload can retire the version between lookup and submit; then look it up again, so
+     * that a reload never drops a request. */
+    for (int attempt = 0;; attempt++) {
+        st = repo_get(c->fe->repo, job->msg.model_name.p, job->msg.model_name.len,
+                      job->msg.model_version.p, job->msg.model_version.len, &job->model, err,
+                      sizeof err);
+        if (st) {
+            rpc_reply(c, st, err, NULL);
+            return;
+        }
+        if ((st = validate(job, job->model, err, sizeof err)))
+            goto failed;
+        if (job->t_recv_ns >= job->deadline_ns) {
+            st = HLT_DEADLINE_EXCEEDED;
+            snprintf(err, sizeof err,
+                     "model '%s': deadline expired before the request was queued",
+                     model_name(job->model));
+            goto failed;
+        }
+        st = model_submit(job->model, job, err, sizeof err);
+        if (st == HLT_OK)
+            return;
+        if (st != HLT_ABORTED || attempt == 3)
+            break;
+        model_unref(job->model);
+        job->model = NULL;
     }
-    if ((st = validate(job, job->model, err, sizeof err)))
-        goto failed;
-    if (job->t_recv_ns >= job->deadline_ns) {
-        st = HLT_DEADLINE_EXCEEDED;
-        snprintf(err, sizeof err, "model '%s': deadline expired before the request was queued",
-                 model_name(job->model));
-        goto failed;
-    }
-    if ((st = model_submit(job->model, job, err, sizeof err)))
-        goto failed;
-    return;
+    if (st == HLT_ABORTED)
+        st = HLT_UNAVAILABLE;
 failed:
     stats_record_fail(model_stats(job->model), (uint64_t)(hlt_now_ns() - job->t_recv_ns));
     rpc_reply(c, st, err, NULL);

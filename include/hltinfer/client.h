@@ -85,8 +85,8 @@ hlt_status hlt_client_create(const char *addresses, const hlt_client_options_t *
 
 /* As hlt_client_create, from an array of n "host:port" strings (each borrowed). Thread-safe. */
 hlt_status hlt_client_create_list(const char *const *addresses, size_t n,
-                                  const hlt_client_options_t *opts, hlt_client_t **out,
-                                  char *err, size_t errlen);
+                                  const hlt_client_options_t *opts, hlt_client_t **out, char *err,
+                                  size_t errlen);
 
 /* Cancels every asynchronous call still in flight (each completes with CANCELLED: its
  * callback runs, or its handle becomes complete), waits for those completions, then releases
@@ -125,8 +125,8 @@ void hlt_client_get_stats(const hlt_client_t *c, hlt_client_stats_t *out);
 hlt_status hlt_client_server_live(hlt_client_t *c, bool *live, char *err, size_t errlen);
 hlt_status hlt_client_server_ready(hlt_client_t *c, bool *ready, char *err, size_t errlen);
 
-/* ModelReady. An unknown model is NOT_FOUND (as Triton answers), not "false".
- * Ownership: model and version borrowed. */
+/* ModelReady. Servers differ on an unknown model: hltinfer answers ready = false, others
+ * NOT_FOUND. Ownership: model and version borrowed. */
 hlt_status hlt_client_model_ready(hlt_client_t *c, const char *model, const char *version,
                                   bool *ready, char *err, size_t errlen);
 
@@ -230,8 +230,7 @@ void hlt_repository_index_free(hlt_repository_index_t *idx);
 /* RepositoryModelLoad / RepositoryModelUnload (the server may refuse them: UNAVAILABLE when it
  * runs with --model-control-mode=none). Ownership: model borrowed. */
 hlt_status hlt_client_model_load(hlt_client_t *c, const char *model, char *err, size_t errlen);
-hlt_status hlt_client_model_unload(hlt_client_t *c, const char *model, char *err,
-                                   size_t errlen);
+hlt_status hlt_client_model_unload(hlt_client_t *c, const char *model, char *err, size_t errlen);
 
 /* ModelStatistics: cumulative counters and nanosecond totals since the model was loaded. */
 typedef struct hlt_duration_stat {
@@ -362,8 +361,8 @@ bool hlt_infer_wait(hlt_infer_handle_t *h, int64_t timeout_ms);
  * moved to *result the first time (later calls give NULL), owned by the caller
  * (hlt_infer_result_free); result may be NULL to leave it in the handle (freed with it).
  * FAILED_PRECONDITION if the call has not completed yet. Thread-safe. */
-hlt_status hlt_infer_handle_result(hlt_infer_handle_t *h, hlt_infer_result_t **result,
-                                   char *err, size_t errlen);
+hlt_status hlt_infer_handle_result(hlt_infer_handle_t *h, hlt_infer_result_t **result, char *err,
+                                   size_t errlen);
 
 /* Releases a handle. If the call is still in flight it is abandoned: it finishes in the
  * background (within its deadline, or at hlt_client_destroy) and its result is discarded.
@@ -379,13 +378,12 @@ size_t hlt_infer_result_output_count(const hlt_infer_result_t *r);
 /* i-th output in the server's order; NULL when i is out of range. */
 const hlt_output_t *hlt_infer_result_output(const hlt_infer_result_t *r, size_t i);
 /* Output by name; NULL when the result has no such output. */
-const hlt_output_t *hlt_infer_result_output_by_name(const hlt_infer_result_t *r,
-                                                    const char *name);
+const hlt_output_t *hlt_infer_result_output_by_name(const hlt_infer_result_t *r, const char *name);
 /* Copies output `name` into dst (caller storage of dst_size bytes, any alignment suitable for
  * the caller's type). NOT_FOUND for an unknown name, INVALID_ARGUMENT when dst_size is smaller
  * than the output. Ownership: name borrowed. Thread-safe. */
-hlt_status hlt_infer_result_copy_output(const hlt_infer_result_t *r, const char *name,
-                                        void *dst, size_t dst_size, char *err, size_t errlen);
+hlt_status hlt_infer_result_copy_output(const hlt_infer_result_t *r, const char *name, void *dst,
+                                        size_t dst_size, char *err, size_t errlen);
 /* Releases the result and the response bytes its views point into. Accepts NULL. May be called
  * after hlt_client_destroy. Not thread-safe for the same result. */
 void hlt_infer_result_free(hlt_infer_result_t *r);

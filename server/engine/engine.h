@@ -36,9 +36,18 @@ typedef struct engine_shape {
 } engine_shape_t;
 
 /* Loads an ONNX file. On success *out is owned by the caller (free with engine_graph_destroy).
- * On failure returns INVALID_ARGUMENT (unreadable file, not ONNX, unsupported op, bad
- * attribute) or UNIMPLEMENTED (op outside the supported set) with a message naming the node and
- * op in err, and *out is untouched. err may be NULL. */
+ * On failure *out is untouched and err (may be NULL) says what, naming the node and op where one
+ * is at fault:
+ *  INVALID_ARGUMENT  missing or unreadable file, not ONNX (garbage, truncated), malformed graph
+ *                    (undefined or duplicate names, cycle, wrong input count, bad attribute type
+ *                    or value, initializer data of the wrong size, constant shapes that do not
+ *                    fit together);
+ *  UNIMPLEMENTED     valid ONNX the engine does not run: "unsupported op 'Conv' (node 'conv1',
+ *                    domain '')", an attribute value such as training_mode=1, graph inputs or
+ *                    outputs other than FLOAT/INT64, external tensor data, a Reshape shape or
+ *                    Squeeze/Unsqueeze axes computed at run time;
+ *  RESOURCE_EXHAUSTED  out of memory.
+ * Thread-safe: loads may run concurrently. */
 hlt_status engine_graph_load_file(const char *path, engine_graph_t **out, char *err,
                                   size_t errlen);
 /* Same from bytes in memory; data is borrowed for the call only. */
@@ -61,18 +70,24 @@ hlt_status engine_exec_create(const engine_graph_t *g, engine_exec_t **out, char
 /* Accepts NULL. */
 void engine_exec_destroy(engine_exec_t *e);
 
-/* Resolves every tensor's shape for concrete input shapes (graph input order) and sizes the
- * scratch buffers. Fills out_shapes (graph output order, caller-allocated array of
- * engine_graph_num_outputs entries). INVALID_ARGUMENT with a message naming the input or the
- * node when the shapes are inconsistent with the graph. A repeated call with the same input
- * shapes is cheap (no allocation). */
+/* Resolves every tensor's shape for concrete input shapes (graph input order; in_shapes may be
+ * NULL for a graph without inputs) and sizes the scratch arena.
+ * Fills out_shapes (graph output order, caller-allocated array of engine_graph_num_outputs
+ * entries) with the computed shapes; the shapes a model declares for its outputs are not
+ * enforced (exporters get them wrong; onnxruntime only warns). INVALID_ARGUMENT with a message
+ * naming the input, or the node and op, when the shapes do not fit the graph; after a failure
+ * the exec needs a successful prepare before it runs again. RESOURCE_EXHAUSTED when the arena
+ * cannot grow. A repeated call with the same input shapes returns at once, and a call whose plan
+ * fits the arena already held allocates nothing. */
 hlt_status engine_exec_prepare(engine_exec_t *e, const engine_shape_t *in_shapes,
                                engine_shape_t *out_shapes, char *err, size_t errlen);
 
 /* Runs the graph on the shapes of the last successful engine_exec_prepare. inputs[i] points to
- * input i's contiguous row-major data (borrowed, read-only, any alignment); outputs[i] to a
- * caller-allocated buffer of the size given by the prepared output shape (any alignment),
- * written in full. */
+ * input i's contiguous row-major data (borrowed, read-only, any alignment: read in place when
+ * aligned to its element size, else copied first); outputs[i] to a caller-allocated buffer of
+ * the size given by the prepared output shape (any alignment), written in full; outputs must
+ * not overlap inputs. Never allocates. FAILED_PRECONDITION without a successful prepare,
+ * INVALID_ARGUMENT when a non-empty tensor's pointer is NULL. */
 hlt_status engine_exec_run(engine_exec_t *e, const void *const *inputs, void *const *outputs,
                            char *err, size_t errlen);
 

@@ -1,0 +1,410 @@
+/* Dynamic batcher (see batcher.h). One mutex guards the queues; every decision is made by
+ * batcher_poll at an explicit time. Queues are intrusive doubly linked lists, one per priority
+ * level plus one for requests whose queue timeout passed with timeout_action DELAY (served
+ * after everything else). Batch formation follows Triton's dynamic batcher: take requests in
+ * priority then arrival order that share the first one's non-batch shapes, up to
+ * max_batch_size rows; dispatch at once when the batch is full, or when a prefix of it is
+ * exactly a preferred size (the largest such prefix); otherwise wait until the oldest request
+ * has waited max_queue_delay, or until the earliest deadline in the batch minus the recent
+ * execution time, whichever comes first. */
+#include "batcher.h"
+
+#include "clock.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct job_list {
+    infer_job_t *head, *tail;
+    size_t n;
+} job_list_t;
+
+typedef struct level_policy {
+    model_queue_policy_t p;
+} level_policy_t;
+
+struct batcher {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    const model_config_t *cfg;
+    bool dynamic;    /* dynamic_batching configured and the model batches */
+    uint32_t n_levels; /* priority levels (>= 1) */
+    uint32_t default_level;
+    level_policy_t *policies; /* per level */
+    job_list_t *lists;        /* n_levels + 1 (the last: delayed) */
+    int64_t delay_ns;
+    batcher_limits_t limits;
+    size_t queued, queued_bytes;
+    uint64_t next_seq;
+    int64_t exec_estimate_ns;
+    bool closed;
+    int kicks; /* wake-ups requested while nobody could see a state change */
+};
+
+static void list_push(job_list_t *l, infer_job_t *j)
+{
+    j->next = NULL;
+    j->prev = l->tail;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+static void list_remove(job_list_t *l, infer_job_t *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->next = j->prev = NULL;
+    l->n--;
+}
+
+batcher_t *batcher_create(const model_config_t *cfg, const batcher_limits_t *limits)
+{
+    batcher_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    const model_dynamic_batching_t *db = &cfg->dynamic_batching;
+    b->cfg = cfg;
+    b->dynamic = db->enabled && cfg->max_batch_size > 0;
+    b->n_levels = db->enabled && db->priority_levels > 0 ? (uint32_t)db->priority_levels : 1;
+    b->default_level =
+        db->enabled && db->default_priority_level > 0 ? (uint32_t)db->default_priority_level - 1
+                                                      : 0;
+    if (b->default_level >= b->n_levels)
+        b->default_level = b->n_levels - 1;
+    b->policies = calloc(b->n_levels, sizeof *b->policies);
+    b->lists = calloc(b->n_levels + 1, sizeof *b->lists);
+    if (!b->policies || !b->lists) {
+        free(b->policies);
+        free(b->lists);
+        free(b);
+        return NULL;
+    }
+    for (uint32_t l = 0; l < b->n_levels; l++) {
+        if (db->enabled)
+            b->policies[l].p = db->default_queue_policy;
+        for (size_t k = 0; db->enabled && k < db->n_priority_policies; k++)
+            if (db->priority_policies[k].level == l + 1)
+                b->policies[l].p = db->priority_policies[k].policy;
+    }
+    b->delay_ns = db->enabled ? (int64_t)db->max_queue_delay_us * 1000 : 0;
+    b->limits = *limits;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return b;
+}
+
+void batcher_destroy(batcher_t *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cond);
+    free(b->policies);
+    free(b->lists);
+    free(b);
+}
+
+static hlt_status reject(char *err, size_t errlen, hlt_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static hlt_status reject(char *err, size_t errlen, hlt_status st, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *err,
+                          size_t errlen)
+{
+    const char *m = b->cfg->name;
+    uint32_t level = b->default_level;
+    if (job->msg.has_priority && job->msg.priority != 0 && b->n_levels > 1) {
+        if (job->msg.priority > b->n_levels)
+            return reject(err, errlen, HLT_INVALID_ARGUMENT,
+                          "model '%s': priority %" PRIu64 " is outside 1..%u", m,
+                          job->msg.priority, b->n_levels);
+        level = (uint32_t)job->msg.priority - 1;
+    }
+    const model_queue_policy_t *p = &b->policies[level].p;
+    uint64_t timeout_us = p->default_timeout_us;
+    if (job->msg.has_timeout && job->msg.timeout_us > 0 && p->allow_timeout_override &&
+        (timeout_us == 0 || (uint64_t)job->msg.timeout_us < timeout_us))
+        timeout_us = (uint64_t)job->msg.timeout_us; /* an override may only shorten it */
+    job->level = level;
+    job->delayed = false;
+    job->t_enqueue_ns = now_ns;
+    job->queue_deadline_ns = timeout_us ? now_ns + (int64_t)timeout_us * 1000 : INT64_MAX;
+
+    hlt_status st = HLT_OK;
+    pthread_mutex_lock(&b->mu);
+    if (b->closed) {
+        st = reject(err, errlen, HLT_UNAVAILABLE, "model '%s' is unloading; retry elsewhere", m);
+    } else if (b->queued >= b->limits.max_queued_requests) {
+        st = reject(err, errlen, HLT_UNAVAILABLE,
+                    "model '%s': queue full (%zu requests waiting); server overloaded, retry "
+                    "later or elsewhere",
+                    m, b->queued);
+    } else if (p->max_queue_size && b->lists[level].n >= p->max_queue_size) {
+        st = reject(err, errlen, HLT_UNAVAILABLE,
+                    "model '%s': exceeds maximum queue size %u of priority level %u", m,
+                    p->max_queue_size, level + 1);
+    } else if (b->queued && b->queued_bytes + job->msg_bytes > b->limits.max_queued_bytes) {
+        st = reject(err, errlen, HLT_UNAVAILABLE,
+                    "model '%s': queued requests already hold %zu bytes (limit %zu); server "
+                    "overloaded, retry later or elsewhere",
+                    m, b->queued_bytes, b->limits.max_queued_bytes);
+    } else {
+        job->seq = b->next_seq++;
+        list_push(&b->lists[level], job);
+        b->queued++;
+        b->queued_bytes += job->msg_bytes;
+        pthread_cond_signal(&b->cond);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return st;
+}
+
+static void take(batcher_t *b, job_list_t *l, infer_job_t *j)
+{
+    list_remove(l, j);
+    b->queued--;
+    b->queued_bytes -= j->msg_bytes;
+}
+
+/* Same non-batch shape on every input: only such requests can share a batch. */
+static bool same_shapes(const batcher_t *b, const infer_job_t *a, const infer_job_t *c)
+{
+    for (size_t i = 0; i < b->cfg->n_inputs; i++) {
+        const infer_input_t *x = &a->msg.inputs[a->in_map[i]];
+        const infer_input_t *y = &c->msg.inputs[c->in_map[i]];
+        if (x->rank != y->rank ||
+            memcmp(x->shape + 1, y->shape + 1, sizeof(int64_t) * (size_t)(x->rank - 1)))
+            return false;
+    }
+    return true;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Removes cancelled and expired jobs; moves DELAY-timed-out ones to the delayed list. Returns
+ * the earliest future instant at which some job's deadline or queue timeout falls. */
+static int64_t expire(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out)
+{
+    int64_t next = INT64_MAX;
+    for (uint32_t l = 0; l <= b->n_levels; l++) {
+        infer_job_t *j = b->lists[l].head;
+        while (j) {
+            infer_job_t *nx = j->next;
+            hlt_status st = HLT_OK;
+            if (atomic_load_explicit(&j->cancelled, memory_order_relaxed))
+                st = HLT_CANCELLED;
+            else if (now >= j->deadline_ns)
+                st = HLT_DEADLINE_EXCEEDED;
+            else if (!j->delayed && now >= j->queue_deadline_ns) {
+                if (b->policies[j->level].p.timeout_action == QUEUE_TIMEOUT_REJECT) {
+                    st = HLT_DEADLINE_EXCEEDED;
+                } else {
+                    list_remove(&b->lists[l], j);
+                    j->delayed = true;
+                    list_push(&b->lists[b->n_levels], j);
+                }
+            }
+            if (st != HLT_OK) {
+                if (out->n_expired == max_jobs)
+                    return now; /* more to expire: poll again at once */
+                take(b, &b->lists[l], j);
+                out->expired[out->n_expired] = j;
+                out->expired_status[out->n_expired++] = st;
+            } else {
+                next = min64(next, j->deadline_ns);
+                if (!j->delayed)
+                    next = min64(next, j->queue_deadline_ns);
+            }
+            j = nx;
+        }
+    }
+    return next;
+}
+
+static infer_job_t *first_job(batcher_t *b)
+{
+    for (uint32_t l = 0; l <= b->n_levels; l++)
+        if (b->lists[l].head)
+            return b->lists[l].head;
+    return NULL;
+}
+
+static void dispatch(batcher_t *b, batch_t *out, size_t n)
+{
+    out->rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        infer_job_t *j = out->jobs[i];
+        take(b, &b->lists[j->delayed ? b->n_levels : j->level], j);
+        out->rows += j->batch;
+    }
+    out->n = n;
+}
+
+static void poll_locked(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out)
+{
+    out->n = 0;
+    out->n_expired = 0;
+    out->rows = 0;
+    out->wake_ns = INT64_MAX;
+    int64_t next_expiry = expire(b, now, max_jobs, out);
+    if (out->n_expired)
+        return;
+    infer_job_t *head = first_job(b);
+    if (!head)
+        return;
+    if (!b->dynamic) {
+        out->jobs[0] = head;
+        dispatch(b, out, 1);
+        return;
+    }
+    /* Candidates in priority then arrival order, sharing head's shapes, up to max rows. */
+    int64_t max_rows = b->cfg->max_batch_size, rows = 0, best_pref_rows = 0;
+    size_t n = 0, best_pref_n = 0;
+    bool full = false;
+    int64_t oldest = head->t_enqueue_ns, earliest_deadline = INT64_MAX;
+    for (uint32_t l = 0; l <= b->n_levels && !full; l++) {
+        for (infer_job_t *j = b->lists[l].head; j; j = j->next) {
+            if (!same_shapes(b, head, j))
+                continue;
+            if (rows + j->batch > max_rows || n == max_jobs) {
+                full = true;
+                break;
+            }
+            out->jobs[n++] = j;
+            rows += j->batch;
+            oldest = min64(oldest, j->t_enqueue_ns);
+            earliest_deadline = min64(earliest_deadline, min64(j->deadline_ns,
+                                                               j->delayed ? INT64_MAX
+                                                                          : j->queue_deadline_ns));
+            for (size_t k = 0; k < b->cfg->dynamic_batching.n_preferred; k++)
+                if (rows == b->cfg->dynamic_batching.preferred_batch_size[k] &&
+                    rows > best_pref_rows) {
+                    best_pref_rows = rows;
+                    best_pref_n = n;
+                }
+        }
+    }
+    if (full || rows == max_rows) {
+        dispatch(b, out, n);
+        return;
+    }
+    if (best_pref_n) {
+        dispatch(b, out, best_pref_n);
+        return;
+    }
+    int64_t wake = oldest + b->delay_ns;
+    if (earliest_deadline != INT64_MAX)
+        wake = min64(wake, earliest_deadline - b->exec_estimate_ns);
+    if (now >= wake) {
+        dispatch(b, out, n);
+        return;
+    }
+    out->wake_ns = min64(wake, next_expiry);
+}
+
+void batcher_poll(batcher_t *b, int64_t now_ns, size_t max_jobs, batch_t *out)
+{
+    pthread_mutex_lock(&b->mu);
+    poll_locked(b, now_ns, max_jobs, out);
+    pthread_mutex_unlock(&b->mu);
+}
+
+bool batcher_next(batcher_t *b, size_t max_jobs, batch_t *out)
+{
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        poll_locked(b, hlt_now_ns(), max_jobs, out);
+        if (out->n || out->n_expired)
+            break;
+        if (b->closed && b->queued == 0) {
+            pthread_mutex_unlock(&b->mu);
+            return false;
+        }
+        if (b->kicks) {
+            b->kicks--;
+            continue;
+        }
+        if (out->wake_ns == INT64_MAX) {
+            pthread_cond_wait(&b->cond, &b->mu);
+        } else {
+            struct timespec ts = {out->wake_ns / 1000000000, out->wake_ns % 1000000000};
+            pthread_cond_timedwait(&b->cond, &b->mu, &ts);
+        }
+    }
+    /* Another worker may find work too (a second batch of another shape). */
+    if (b->queued)
+        pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+    return true;
+}
+
+void batcher_note_exec_time(batcher_t *b, int64_t exec_ns)
+{
+    pthread_mutex_lock(&b->mu);
+    /* exponential moving average, weight 1/8 */
+    b->exec_estimate_ns = b->exec_estimate_ns ? b->exec_estimate_ns + (exec_ns - b->exec_estimate_ns) / 8
+                                              : exec_ns;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void batcher_close(batcher_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->closed = true;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void batcher_kick(batcher_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->kicks = 1;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+}
+
+size_t batcher_queued(batcher_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    size_t n = b->queued;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+size_t batcher_queued_bytes(batcher_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    size_t n = b->queued_bytes;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
