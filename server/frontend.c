@@ -8,6 +8,7 @@
 #include "frontend.h"
 
 #include "log.h"
+#include "model.h"
 #include "rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -50,6 +51,7 @@ static void post_slot(frontend_t *fe, int method)
     c->method = method;
     c->tag_new = (call_tag_t){TAG_NEW_CALL, c};
     c->tag_done = (call_tag_t){TAG_DONE, c};
+    c->tag_close = (call_tag_t){TAG_CLOSE, c};
     grpc_metadata_array_init(&c->md);
     grpc_call_error e;
     if (method == M_GENERIC) {
@@ -88,6 +90,15 @@ static void free_call(call_ctx_t *c)
     free(c);
 }
 
+/* Drops one pending completion; the last frees the call. */
+static void release_call(call_ctx_t *c)
+{
+    if (atomic_fetch_sub(&c->pending, 1) == 1) {
+        atomic_fetch_sub(&c->fe->in_flight, 1);
+        free_call(c);
+    }
+}
+
 void rpc_reply(call_ctx_t *c, hlt_status st, const char *message, grpc_slice *body)
 {
     grpc_op ops[4];
@@ -104,8 +115,10 @@ void rpc_reply(call_ctx_t *c, hlt_status st, const char *message, grpc_slice *bo
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)st;
     ops[n++].data.send_status_from_server.status_details = message ? &details : NULL;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (!c->early_close) {
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    }
     if (st != HLT_OK)
         HLT_LOG(HLT_LOG_VERBOSE, "event=rpc_error method=%d status=%s message=\"%s\"", c->method,
                 hlt_status_name(st), message ? message : "");
@@ -115,9 +128,21 @@ void rpc_reply(call_ctx_t *c, hlt_status st, const char *message, grpc_slice *bo
     if (e != GRPC_CALL_OK) {
         /* Cannot happen with a well-formed batch; the call would leak its slot otherwise. */
         HLT_LOG(HLT_LOG_ERROR, "event=start_batch_failed method=%d error=%d", c->method, e);
-        atomic_fetch_sub(&c->fe->in_flight, 1);
-        free_call(c);
+        release_call(c);
     }
+}
+
+void rpc_watch_cancel(call_ctx_t *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    atomic_fetch_add(&c->pending, 1);
+    if (grpc_call_start_batch(c->call, &op, 1, &c->tag_close, NULL) == GRPC_CALL_OK)
+        c->early_close = true;
+    else
+        atomic_fetch_sub(&c->pending, 1);
 }
 
 void rpc_reply_pb(call_ctx_t *c, const ProtobufCMessage *msg)
@@ -158,6 +183,7 @@ static void dispatch(call_ctx_t *c)
 {
     frontend_t *fe = c->fe;
     atomic_fetch_add(&fe->in_flight, 1);
+    atomic_store(&c->pending, 1);
     if (c->method == M_GENERIC) {
         char *path = grpc_slice_to_c_string(c->details.method);
         rpc_reply_error(c, HLT_UNIMPLEMENTED, "method %s is not implemented by hltinfer", path);
@@ -215,9 +241,15 @@ static void *cq_main(void *arg)
             if (!atomic_load(&fe->shutting_down))
                 post_slot(fe, c->method);
             dispatch(c);
+        } else if (tag->kind == TAG_CLOSE) {
+            /* The client cancelled or its deadline passed: drop the job if still queued. */
+            if (c->cancelled && c->has_job && c->job.model) {
+                atomic_store(&c->job.cancelled, true);
+                model_kick(c->job.model);
+            }
+            release_call(c);
         } else {
-            atomic_fetch_sub(&fe->in_flight, 1);
-            free_call(c);
+            release_call(c);
         }
     }
     return NULL;

@@ -1,14 +1,14 @@
-/* Model version: config + graph + queue + instance workers.
+/* Model version: config + graph + dynamic batcher + instance workers.
  *
- * The worker loop is where inference runs; it never runs on a completion-queue thread. The
- * dynamic batcher (later) plugs in between the queue and run_job: today each job is one engine
- * execution of the request's own rows. */
+ * The worker loop is where inference runs; it never runs on a completion-queue thread. Each
+ * idle instance asks the model's batcher for the next batch (batcher.h decides what and when),
+ * runs it as one engine execution and answers every request in it. */
 #include "model.h"
 
 #include "clock.h"
 #include "engine/engine.h"
 #include "log.h"
-#include "queue.h"
+#include "batcher.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -20,6 +20,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+typedef struct held {
+    infer_job_t *job;
+    hlt_status st;
+    char *msg;
+    struct held *next;
+} held_t;
+
 typedef struct instance {
     struct model *model;
     pthread_t thread;
@@ -27,8 +34,13 @@ typedef struct instance {
     engine_exec_t *exec;
     void *scratch; /* outputs the client did not ask for */
     size_t scratch_size;
+    void *in_stage[HLT_MAX_IO], *out_stage[HLT_MAX_IO]; /* batch gather/scatter, per graph io */
+    size_t in_cap[HLT_MAX_IO], out_cap[HLT_MAX_IO];
     int index;
 } instance_t;
+
+/* Most requests one batch may hold (each has at least one row). */
+#define BATCH_MAX_JOBS 1024
 
 struct model {
     atomic_int refs;
@@ -39,12 +51,15 @@ struct model {
     engine_graph_t *graph;
     /* config input/output index -> graph input/output index */
     int16_t cfg_in_to_graph[HLT_MAX_IO], cfg_out_to_graph[HLT_MAX_IO];
-    queue_t *queue;
+    batcher_t *batcher;
     int n_instances;
     instance_t *instances;
     model_stats_t stats;
     pthread_mutex_t retire_mu;
     bool retired;
+    pthread_mutex_t order_mu; /* preserve_ordering */
+    uint64_t next_seq;
+    held_t *held;
 };
 
 static size_t tensor_bytes(hlt_dtype t, const engine_shape_t *s)
@@ -55,112 +70,240 @@ static size_t tensor_bytes(hlt_dtype t, const engine_shape_t *s)
     return n;
 }
 
+/* preserve_ordering: responses leave in submission order. A finished job whose predecessors
+ * are still running waits in model.held, sorted by sequence number. */
+
+static void complete_job(model_t *m, infer_job_t *job, hlt_status st, const char *msg)
+{
+    if (!m->cfg->dynamic_batching.preserve_ordering) {
+        job->complete(job, st, msg);
+        return;
+    }
+    pthread_mutex_lock(&m->order_mu);
+    held_t *h = malloc(sizeof *h);
+    if (h) {
+        *h = (held_t){job, st, msg ? strdup(msg) : NULL, NULL};
+        held_t **pp = &m->held;
+        while (*pp && (*pp)->job->seq < job->seq)
+            pp = &(*pp)->next;
+        h->next = *pp;
+        *pp = h;
+    } else {
+        job->complete(job, st, msg); /* out of memory: answer now rather than never */
+        m->next_seq++;
+    }
+    while (m->held && m->held->job->seq == m->next_seq) {
+        held_t *x = m->held;
+        m->held = x->next;
+        m->next_seq++;
+        x->job->complete(x->job, x->st, x->msg);
+        free(x->msg);
+        free(x);
+    }
+    pthread_mutex_unlock(&m->order_mu);
+}
+
 static void finish_fail(model_t *m, infer_job_t *job, hlt_status st, const char *msg)
 {
     stats_record_fail(&m->stats, (uint64_t)(hlt_now_ns() - job->t_recv_ns));
-    job->complete(job, st, msg);
+    complete_job(m, job, st, msg);
 }
 
-/* Executes one job on this instance and completes it. */
-static void run_job(instance_t *inst, infer_job_t *job)
+/* Grows an instance staging buffer. */
+static bool ensure(void **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    void *p = realloc(*buf, need);
+    if (!p)
+        return false;
+    *buf = p;
+    *cap = need;
+    return true;
+}
+
+static void fail_all(model_t *m, batch_t *b, hlt_status st, const char *msg)
+{
+    for (size_t i = 0; i < b->n; i++)
+        finish_fail(m, b->jobs[i], st, msg);
+}
+
+/* Builds job's response for outputs of out_shapes (row count replaced by the job's own) and
+ * copies its rows from the batch staging buffers, or (direct) lets the engine write there. */
+static hlt_status respond(model_t *m, infer_job_t *job, const engine_shape_t *out_shapes,
+                          int64_t row0, uint8_t **stage, uint8_t **payload)
+{
+    infer_output_desc_t descs[HLT_MAX_IO];
+    engine_shape_t shapes[HLT_MAX_IO];
+    bool batching = m->cfg->max_batch_size > 0;
+    for (uint16_t i = 0; i < job->n_out; i++) {
+        int c = job->out_idx[i];
+        shapes[i] = out_shapes[m->cfg_out_to_graph[c]];
+        if (batching && stage)
+            shapes[i].dims[0] = job->batch;
+        descs[i] = (infer_output_desc_t){m->cfg->outputs[c].name, m->cfg->outputs[c].dtype,
+                                         shapes[i].rank, shapes[i].dims,
+                                         tensor_bytes(m->cfg->outputs[c].dtype, &shapes[i])};
+    }
+    size_t size = infer_response_size(m->name, m->version_str, job->msg.id, descs, job->n_out);
+    uint8_t *buf = job->alloc_response(job, size);
+    if (!buf)
+        return HLT_RESOURCE_EXHAUSTED;
+    infer_response_write(buf, m->name, m->version_str, job->msg.id, descs, job->n_out, payload);
+    if (stage)
+        for (uint16_t i = 0; i < job->n_out; i++) {
+            int g = m->cfg_out_to_graph[job->out_idx[i]];
+            size_t row_bytes = job->batch ? descs[i].size / (size_t)job->batch : 0;
+            memcpy(payload[i], stage[g] + (size_t)row0 * row_bytes, descs[i].size);
+        }
+    return HLT_OK;
+}
+
+/* Executes one batch (jobs sharing non-batch shapes) as one engine run, answers every job. A
+ * batch of one request runs in place: inputs are read where gRPC received them and outputs are
+ * written straight into the response message. Larger batches gather rows into the instance's
+ * staging buffers and scatter the results. */
+static void run_batch(instance_t *inst, batch_t *b)
 {
     model_t *m = inst->model;
-    char err[512];
+    char err[512], msg[700];
     int64_t t_start = hlt_now_ns();
-    if (t_start >= job->deadline_ns) {
-        snprintf(err, sizeof err,
-                 "model '%s': request deadline expired after %" PRId64 " us in queue, not "
-                 "computed",
-                 m->name, (t_start - job->t_enqueue_ns) / 1000);
-        finish_fail(m, job, HLT_DEADLINE_EXCEEDED, err);
-        return;
-    }
-    size_t ng_in = engine_graph_num_inputs(m->graph), ng_out = engine_graph_num_outputs(m->graph);
+    size_t ng_out = engine_graph_num_outputs(m->graph);
+    bool direct = b->n == 1;
+    infer_job_t *j0 = b->jobs[0];
     engine_shape_t in_shapes[HLT_MAX_IO], out_shapes[HLT_MAX_IO];
     const void *in_ptrs[HLT_MAX_IO];
     void *out_ptrs[HLT_MAX_IO];
     for (size_t c = 0; c < m->cfg->n_inputs; c++) {
-        const infer_input_t *in = &job->msg.inputs[job->in_map[c]];
+        const infer_input_t *in = &j0->msg.inputs[j0->in_map[c]];
         int g = m->cfg_in_to_graph[c];
         in_shapes[g].rank = in->rank;
         memcpy(in_shapes[g].dims, in->shape, sizeof(int64_t) * (size_t)in->rank);
-        in_ptrs[g] = in->data;
-    }
-    (void)ng_in;
-    hlt_status st = engine_exec_prepare(inst->exec, in_shapes, out_shapes, err, sizeof err);
-    if (st) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "model '%s': %s", m->name, err);
-        finish_fail(m, job, st, msg);
-        return;
-    }
-    infer_output_desc_t descs[HLT_MAX_IO];
-    uint8_t *payload[HLT_MAX_IO];
-    for (uint16_t i = 0; i < job->n_out; i++) {
-        int c = job->out_idx[i];
-        int g = m->cfg_out_to_graph[c];
-        descs[i] = (infer_output_desc_t){m->cfg->outputs[c].name, m->cfg->outputs[c].dtype,
-                                         out_shapes[g].rank, out_shapes[g].dims,
-                                         tensor_bytes(m->cfg->outputs[c].dtype, &out_shapes[g])};
-    }
-    size_t size = infer_response_size(m->name, m->version_str, job->msg.id, descs, job->n_out);
-    uint8_t *buf = job->alloc_response(job, size);
-    if (!buf) {
-        finish_fail(m, job, HLT_RESOURCE_EXHAUSTED, "out of memory for the response");
-        return;
-    }
-    infer_response_write(buf, m->name, m->version_str, job->msg.id, descs, job->n_out, payload);
-    /* Unrequested outputs still have to be computed somewhere: the instance's scratch. */
-    size_t scratch_need = 0;
-    for (size_t g = 0; g < ng_out; g++)
-        out_ptrs[g] = NULL;
-    for (uint16_t i = 0; i < job->n_out; i++)
-        out_ptrs[m->cfg_out_to_graph[job->out_idx[i]]] = payload[i];
-    for (size_t g = 0; g < ng_out; g++)
-        if (!out_ptrs[g])
-            scratch_need += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
-    if (scratch_need > inst->scratch_size) {
-        void *p = realloc(inst->scratch, scratch_need);
-        if (!p) {
-            finish_fail(m, job, HLT_RESOURCE_EXHAUSTED, "out of memory for unrequested outputs");
+        if (direct) {
+            in_ptrs[g] = in->data;
+            continue;
+        }
+        in_shapes[g].dims[0] = b->rows;
+        size_t row_bytes = in->size / (size_t)j0->batch, off = 0;
+        if (!ensure(&inst->in_stage[g], &inst->in_cap[g], row_bytes * (size_t)b->rows)) {
+            fail_all(m, b, HLT_RESOURCE_EXHAUSTED, "out of memory for the batch inputs");
             return;
         }
-        inst->scratch = p;
-        inst->scratch_size = scratch_need;
-    }
-    uint8_t *sp = inst->scratch;
-    for (size_t g = 0; g < ng_out; g++)
-        if (!out_ptrs[g]) {
-            out_ptrs[g] = sp;
-            sp += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+        for (size_t k = 0; k < b->n; k++) {
+            const infer_input_t *ik = &b->jobs[k]->msg.inputs[b->jobs[k]->in_map[c]];
+            memcpy((uint8_t *)inst->in_stage[g] + off, ik->data, ik->size);
+            off += ik->size;
         }
+        in_ptrs[g] = inst->in_stage[g];
+    }
+    hlt_status st = engine_exec_prepare(inst->exec, in_shapes, out_shapes, err, sizeof err);
+    if (st) {
+        snprintf(msg, sizeof msg, "model '%s': %s", m->name, err);
+        fail_all(m, b, st, msg);
+        return;
+    }
+    uint8_t *payload[HLT_MAX_IO];
+    for (size_t g = 0; g < ng_out; g++)
+        out_ptrs[g] = NULL;
+    if (!direct) {
+        for (size_t g = 0; g < ng_out; g++) {
+            size_t bytes = tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+            if (out_shapes[g].rank < 1 || out_shapes[g].dims[0] != b->rows) {
+                snprintf(msg, sizeof msg,
+                         "model '%s': output %zu does not keep the batch dim; cannot batch", m->name,
+                         g);
+                fail_all(m, b, HLT_INTERNAL, msg);
+                return;
+            }
+            if (!ensure(&inst->out_stage[g], &inst->out_cap[g], bytes)) {
+                fail_all(m, b, HLT_RESOURCE_EXHAUSTED, "out of memory for the batch outputs");
+                return;
+            }
+            out_ptrs[g] = inst->out_stage[g];
+        }
+    } else {
+        st = respond(m, j0, out_shapes, 0, NULL, payload);
+        if (st) {
+            finish_fail(m, j0, st, "out of memory for the response");
+            return;
+        }
+        for (uint16_t i = 0; i < j0->n_out; i++)
+            out_ptrs[m->cfg_out_to_graph[j0->out_idx[i]]] = payload[i];
+        /* Unrequested outputs are still computed: into the instance's scratch. */
+        size_t need = 0;
+        for (size_t g = 0; g < ng_out; g++)
+            if (!out_ptrs[g])
+                need += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+        if (!ensure(&inst->scratch, &inst->scratch_size, need)) {
+            finish_fail(m, j0, HLT_RESOURCE_EXHAUSTED, "out of memory for unrequested outputs");
+            return;
+        }
+        uint8_t *sp = inst->scratch;
+        for (size_t g = 0; g < ng_out; g++)
+            if (!out_ptrs[g]) {
+                out_ptrs[g] = sp;
+                sp += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+            }
+    }
     int64_t t_in = hlt_now_ns();
     st = engine_exec_run(inst->exec, in_ptrs, out_ptrs, err, sizeof err);
     int64_t t_inf = hlt_now_ns();
+    batcher_note_exec_time(m->batcher, t_inf - t_in);
     if (st) {
-        char msg[700];
         snprintf(msg, sizeof msg, "model '%s': execution failed: %s", m->name, err);
-        finish_fail(m, job, st, msg);
+        fail_all(m, b, st, msg);
         return;
     }
-    /* Statistics are recorded before the reply goes out, so a client that reads them after
-     * its response always sees its own request counted. The send itself is asynchronous
+    bool ok[BATCH_MAX_JOBS];
+    int64_t row = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        ok[k] = direct || respond(m, b->jobs[k], out_shapes, row, (uint8_t **)out_ptrs,
+                                  payload) == HLT_OK;
+        row += b->jobs[k]->batch;
+    }
+    /* Statistics are recorded before the replies go out, so a client that reads them after
+     * its response always sees its own request counted. Sending is asynchronous
      * (grpc_call_start_batch queues it), so compute_output ends here. */
     int64_t t_out = hlt_now_ns();
-    stats_record_execution(&m->stats, (uint64_t)job->batch, (uint64_t)(t_in - t_start),
+    stats_record_execution(&m->stats, (uint64_t)b->rows, (uint64_t)(t_in - t_start),
                            (uint64_t)(t_inf - t_in), (uint64_t)(t_out - t_inf));
-    stats_record_success(&m->stats, (uint64_t)(t_out - job->t_recv_ns),
-                         (uint64_t)(t_start - job->t_enqueue_ns), (uint64_t)(t_in - t_start),
-                         (uint64_t)(t_inf - t_in), (uint64_t)(t_out - t_inf));
-    job->complete(job, HLT_OK, NULL);
+    for (size_t k = 0; k < b->n; k++) {
+        infer_job_t *job = b->jobs[k];
+        if (!ok[k]) {
+            finish_fail(m, job, HLT_RESOURCE_EXHAUSTED, "out of memory for the response");
+            continue;
+        }
+        stats_record_success(&m->stats, (uint64_t)(t_out - job->t_recv_ns),
+                             (uint64_t)(t_start - job->t_enqueue_ns), (uint64_t)(t_in - t_start),
+                             (uint64_t)(t_inf - t_in), (uint64_t)(t_out - t_inf));
+        complete_job(m, job, HLT_OK, NULL);
+    }
 }
 
 static void *worker_main(void *arg)
 {
     instance_t *inst = arg;
-    infer_job_t *job;
-    while ((job = queue_pop(inst->model->queue)))
-        run_job(inst, job);
+    model_t *m = inst->model;
+    infer_job_t *jobs[BATCH_MAX_JOBS], *expired[BATCH_MAX_JOBS];
+    hlt_status expired_st[BATCH_MAX_JOBS];
+    batch_t b = {.jobs = jobs, .expired = expired, .expired_status = expired_st};
+    while (batcher_next(m->batcher, BATCH_MAX_JOBS, &b)) {
+        for (size_t i = 0; i < b.n_expired; i++) {
+            char msg[300];
+            infer_job_t *j = expired[i];
+            if (expired_st[i] == HLT_CANCELLED)
+                snprintf(msg, sizeof msg, "model '%s': request cancelled by the client", m->name);
+            else
+                snprintf(msg, sizeof msg,
+                         "model '%s': %s expired after %" PRId64 " us in queue, not computed",
+                         m->name,
+                         hlt_now_ns() >= j->deadline_ns ? "request deadline" : "queue timeout",
+                         (hlt_now_ns() - j->t_enqueue_ns) / 1000);
+            finish_fail(m, j, expired_st[i], msg);
+        }
+        if (b.n)
+            run_batch(inst, &b);
+    }
     return NULL;
 }
 
@@ -231,11 +374,17 @@ static void model_free(model_t *m)
 {
     model_retire(m);
     for (int i = 0; m->instances && i < m->n_instances; i++) {
-        engine_exec_destroy(m->instances[i].exec);
-        free(m->instances[i].scratch);
+        instance_t *inst = &m->instances[i];
+        engine_exec_destroy(inst->exec);
+        free(inst->scratch);
+        for (int k = 0; k < HLT_MAX_IO; k++) {
+            free(inst->in_stage[k]);
+            free(inst->out_stage[k]);
+        }
     }
     free(m->instances);
-    queue_destroy(m->queue);
+    batcher_destroy(m->batcher);
+    pthread_mutex_destroy(&m->order_mu);
     engine_graph_destroy(m->graph);
     model_config_destroy(m->cfg);
     stats_destroy(&m->stats);
@@ -256,6 +405,7 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
     snprintf(m->version_str, sizeof m->version_str, "%" PRId64, version);
     stats_init(&m->stats);
     pthread_mutex_init(&m->retire_mu, NULL);
+    pthread_mutex_init(&m->order_mu, NULL);
     hlt_status st = model_config_load(model_dir, name, &m->cfg, err, errlen);
     if (st)
         goto fail;
@@ -278,12 +428,11 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
         goto fail;
     if ((st = map_io(m, err, errlen)))
         goto fail;
-    size_t cap = opts->queue_capacity ? opts->queue_capacity : 1024;
-    const model_dynamic_batching_t *db = &m->cfg->dynamic_batching;
-    if (db->enabled && db->default_queue_policy.max_queue_size &&
-        db->default_queue_policy.max_queue_size < cap)
-        cap = db->default_queue_policy.max_queue_size;
-    if (!(m->queue = queue_create(cap))) {
+    batcher_limits_t limits = {
+        .max_queued_requests = opts->queue_capacity ? opts->queue_capacity : 1024,
+        .max_queued_bytes = opts->max_queued_bytes ? opts->max_queued_bytes : (size_t)1 << 30,
+    };
+    if (!(m->batcher = batcher_create(m->cfg, &limits))) {
         st = HLT_RESOURCE_EXHAUSTED;
         goto fail;
     }
@@ -317,8 +466,8 @@ void model_retire(model_t *m)
     pthread_mutex_lock(&m->retire_mu);
     if (!m->retired) {
         m->retired = true;
-        if (m->queue)
-            queue_close(m->queue);
+        if (m->batcher)
+            batcher_close(m->batcher);
         for (int i = 0; m->instances && i < m->n_instances; i++)
             if (m->instances[i].started)
                 pthread_join(m->instances[i].thread, NULL);
@@ -328,16 +477,19 @@ void model_retire(model_t *m)
 
 hlt_status model_submit(model_t *m, infer_job_t *job, char *err, size_t errlen)
 {
-    job->t_enqueue_ns = hlt_now_ns();
-    if (queue_push(m->queue, job))
-        return HLT_OK;
     if (m->retired)
         return fail(err, errlen, HLT_ABORTED, "model '%s' version %s was replaced or unloaded",
                     m->name, m->version_str);
-    return fail(err, errlen, HLT_UNAVAILABLE,
-                "model '%s' version %s: request queue is full or the model is unloading; retry "
-                "later or elsewhere",
-                m->name, m->version_str);
+    hlt_status st = batcher_submit(m->batcher, job, hlt_now_ns(), err, errlen);
+    if (st == HLT_UNAVAILABLE && m->retired)
+        return fail(err, errlen, HLT_ABORTED, "model '%s' version %s was replaced or unloaded",
+                    m->name, m->version_str);
+    return st;
+}
+
+void model_kick(model_t *m)
+{
+    batcher_kick(m->batcher);
 }
 
 const model_config_t *model_config(const model_t *m)
@@ -362,5 +514,5 @@ model_stats_t *model_stats(model_t *m)
 }
 size_t model_queue_length(model_t *m)
 {
-    return queue_length(m->queue);
+    return batcher_queued(m->batcher);
 }

@@ -20,7 +20,8 @@ typedef struct model model_t;
 
 typedef struct model_load_options {
     int32_t default_max_batch; /* for configs that leave max_batch_size out */
-    size_t queue_capacity;     /* per model version */
+    size_t queue_capacity;     /* requests queued per model version */
+    size_t max_queued_bytes;   /* request bytes queued per model version */
 } model_load_options_t;
 
 /* Loads version `version` of the model in directory model_dir (named name): reads
@@ -40,6 +41,9 @@ void model_retire(model_t *m);
  * when the queue is full, ABORTED when the model was retired (a reload swapped it out: resolve
  * the model again); the caller keeps the job. */
 hlt_status model_submit(model_t *m, infer_job_t *job, char *err, size_t errlen);
+
+/* Makes the workers look at the queue again (a queued job was cancelled). */
+void model_kick(model_t *m);
 
 /* Borrowed views, valid while a reference is held. */
 const model_config_t *model_config(const model_t *m);

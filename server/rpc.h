@@ -30,7 +30,7 @@ typedef enum method_id {
     M_GENERIC = M_COUNT,
 } method_id;
 
-enum tag_kind { TAG_NEW_CALL, TAG_DONE, TAG_SHUTDOWN };
+enum tag_kind { TAG_NEW_CALL, TAG_DONE, TAG_CLOSE, TAG_SHUTDOWN };
 
 typedef struct call_ctx call_ctx_t;
 
@@ -59,7 +59,9 @@ struct frontend {
 };
 
 struct call_ctx {
-    call_tag_t tag_new, tag_done;
+    call_tag_t tag_new, tag_done, tag_close;
+    atomic_int pending; /* completion events still to come; the last one frees the call */
+    bool early_close;   /* RECV_CLOSE_ON_SERVER was posted on its own (cancellation notice) */
     struct frontend *fe;
     int method;
     grpc_call *call;
@@ -90,6 +92,8 @@ void rpc_handle_meta(call_ctx_t *c);
 void rpc_handle_infer(call_ctx_t *c);
 /* Runs a load/unload on the control thread. */
 void rpc_handle_control(call_ctx_t *c);
+/* Asks gRPC to report the client going away (cancel or deadline) as soon as it happens. */
+void rpc_watch_cancel(call_ctx_t *c);
 /* Releases what a ModelInfer call holds (job message, model reference). */
 void rpc_infer_release(call_ctx_t *c);
 

@@ -187,6 +187,8 @@ void rpc_handle_infer(call_ctx_t *c)
     job->deadline_ns = deadline_ns(c->deadline);
     job->alloc_response = alloc_response;
     job->complete = complete;
+    job->msg_bytes = GRPC_SLICE_LENGTH(c->req);
+    rpc_watch_cancel(c);
     hlt_status st = infer_request_decode(GRPC_SLICE_START_PTR(c->req), GRPC_SLICE_LENGTH(c->req),
                                          &job->msg, err, sizeof err);
     if (st) {

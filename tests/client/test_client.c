@@ -397,6 +397,53 @@ Test(client, async_errors_reach_the_caller)
     hlt_client_destroy(c);
 }
 
+/* A callback may submit the next asynchronous call (a chain, as an event loop would). */
+typedef struct chain {
+    hlt_client_t *c;
+    hlt_infer_request_t req;
+    fx_case_t *fc;
+    collector_t col;
+    int left, ok;
+    char why[1024];
+} chain_t;
+
+static void chain_next(hlt_status st, hlt_infer_result_t *res, const char *msg, void *user)
+{
+    chain_t *ch = user;
+    char err[1024];
+    bool good = st == HLT_OK && fx_case_check(ch->fc, res, false, ch->why, sizeof ch->why);
+    if (st != HLT_OK)
+        snprintf(ch->why, sizeof ch->why, "%s: %s", hlt_status_name(st), msg);
+    hlt_infer_result_free(res);
+    ch->ok += good;
+    if (good && --ch->left > 0 &&
+        hlt_client_infer_async(ch->c, &ch->req, chain_next, ch, NULL, err, sizeof err) == HLT_OK)
+        return;
+    pthread_mutex_lock(&ch->col.mu);
+    ch->col.done = 1;
+    pthread_cond_broadcast(&ch->col.cond);
+    pthread_mutex_unlock(&ch->col.mu);
+}
+
+Test(client, callback_submits_the_next_call)
+{
+    fx_case_t fc;
+    cr_assert(fx_case_load("jet_tagger", "batch3", &fc));
+    static chain_t ch;
+    ch.c = connect_to(srv.url, NULL);
+    ch.req = fx_case_request("jet_tagger", &fc);
+    ch.fc = &fc;
+    ch.left = 5;
+    collector_init(&ch.col);
+    char err[1024];
+    cr_assert_eq(hlt_client_infer_async(ch.c, &ch.req, chain_next, &ch, NULL, err, sizeof err),
+                 HLT_OK, "%s", err);
+    cr_assert(collector_wait(&ch.col, 1, 60));
+    cr_expect_eq(ch.ok, 5, "%s", ch.why);
+    hlt_client_destroy(ch.c);
+    fx_case_free(&fc);
+}
+
 /* ---- many threads, one client ---- */
 
 #define N_THREADS 32
@@ -724,6 +771,22 @@ Test(client, unavailable_is_retried_then_reported)
     cr_expect_eq(hlt_client_model_load(c, "nosuch", err, sizeof err), HLT_NOT_FOUND, "%s", err);
     hlt_client_destroy(c);
     fx_case_free(&fc);
+}
+
+Test(client, refused_model_control_is_unavailable)
+{
+    fx_server_t locked;
+    const char *args[] = {"--model-control-mode=none", NULL};
+    cr_assert(fx_server_start(&locked, args));
+    hlt_client_t *c = connect_to(locked.url, &(hlt_client_options_t){.max_retries = -1});
+    char err[1024];
+    cr_expect_eq(hlt_client_model_unload(c, "facile", err, sizeof err), HLT_UNAVAILABLE);
+    cr_expect(strstr(err, "--model-control-mode=none"), "the server's message: %s", err);
+    hlt_client_stats_t s;
+    hlt_client_get_stats(c, &s);
+    cr_expect_eq(s.attempts, 1, "max_retries -1: no retry");
+    hlt_client_destroy(c);
+    cr_expect_eq(fx_server_stop(&locked), 0);
 }
 
 /* ---- without a server ---- */

@@ -186,7 +186,7 @@ static void check_concat(int64_t axis, int32_t n_in, const int64_t (*dims)[3], b
     const int32_t type = int64 ? TU_INT64 : TU_FLOAT;
     int64_t base = 0;
     for (int32_t i = 0; i < n_in; i++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "x%d", i);
         mb_input(mb, nm, type, 3, dims[i]);
         strcat(names, i ? "," : "");
