@@ -32,7 +32,7 @@ struct batcher {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     const model_config_t *cfg;
-    bool dynamic;    /* dynamic_batching configured and the model batches */
+    bool dynamic;      /* dynamic_batching configured and the model batches */
     uint32_t n_levels; /* priority levels (>= 1) */
     uint32_t default_level;
     level_policy_t *policies; /* per level */
@@ -81,9 +81,9 @@ batcher_t *batcher_create(const model_config_t *cfg, const batcher_limits_t *lim
     b->cfg = cfg;
     b->dynamic = db->enabled && cfg->max_batch_size > 0;
     b->n_levels = db->enabled && db->priority_levels > 0 ? (uint32_t)db->priority_levels : 1;
-    b->default_level =
-        db->enabled && db->default_priority_level > 0 ? (uint32_t)db->default_priority_level - 1
-                                                      : 0;
+    b->default_level = db->enabled && db->default_priority_level > 0
+                           ? (uint32_t)db->default_priority_level - 1
+                           : 0;
     if (b->default_level >= b->n_levels)
         b->default_level = b->n_levels - 1;
     b->policies = calloc(b->n_levels, sizeof *b->policies);
@@ -136,16 +136,15 @@ static hlt_status reject(char *err, size_t errlen, hlt_status st, const char *fm
     return st;
 }
 
-hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *err,
-                          size_t errlen)
+hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *err, size_t errlen)
 {
     const char *m = b->cfg->name;
     uint32_t level = b->default_level;
     if (job->msg.has_priority && job->msg.priority != 0 && b->n_levels > 1) {
         if (job->msg.priority > b->n_levels)
             return reject(err, errlen, HLT_INVALID_ARGUMENT,
-                          "model '%s': priority %" PRIu64 " is outside 1..%u", m,
-                          job->msg.priority, b->n_levels);
+                          "model '%s': priority %" PRIu64 " is outside 1..%u", m, job->msg.priority,
+                          b->n_levels);
         level = (uint32_t)job->msg.priority - 1;
     }
     const model_queue_policy_t *p = &b->policies[level].p;
@@ -304,9 +303,9 @@ static void poll_locked(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out
             out->jobs[n++] = j;
             rows += j->batch;
             oldest = min64(oldest, j->t_enqueue_ns);
-            earliest_deadline = min64(earliest_deadline, min64(j->deadline_ns,
-                                                               j->delayed ? INT64_MAX
-                                                                          : j->queue_deadline_ns));
+            earliest_deadline =
+                min64(earliest_deadline,
+                      min64(j->deadline_ns, j->delayed ? INT64_MAX : j->queue_deadline_ns));
             for (size_t k = 0; k < b->cfg->dynamic_batching.n_preferred; k++)
                 if (rows == b->cfg->dynamic_batching.preferred_batch_size[k] &&
                     rows > best_pref_rows) {
@@ -373,8 +372,8 @@ void batcher_note_exec_time(batcher_t *b, int64_t exec_ns)
 {
     pthread_mutex_lock(&b->mu);
     /* exponential moving average, weight 1/8 */
-    b->exec_estimate_ns = b->exec_estimate_ns ? b->exec_estimate_ns + (exec_ns - b->exec_estimate_ns) / 8
-                                              : exec_ns;
+    b->exec_estimate_ns =
+        b->exec_estimate_ns ? b->exec_estimate_ns + (exec_ns - b->exec_estimate_ns) / 8 : exec_ns;
     pthread_mutex_unlock(&b->mu);
 }
 

@@ -37,8 +37,7 @@ void batcher_destroy(batcher_t *b);
  * job->msg_bytes). On success the job moves to the batcher. On failure the caller keeps it:
  * INVALID_ARGUMENT (priority outside 1..priority_levels), UNAVAILABLE (queue or memory bound
  * reached, or closed), with a message. */
-hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *err,
-                          size_t errlen);
+hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *err, size_t errlen);
 
 /* What the scheduler decided at one instant. */
 typedef struct batch {
@@ -48,8 +47,8 @@ typedef struct batch {
     size_t n_expired;   /* jobs to answer without computing */
     infer_job_t **expired;
     hlt_status *expired_status; /* DEADLINE_EXCEEDED or CANCELLED, per expired job */
-    int64_t wake_ns;    /* when n == 0: the next instant a decision can change (INT64_MAX =
-                           only a submit can change it) */
+    int64_t wake_ns;            /* when n == 0: the next instant a decision can change (INT64_MAX =
+                                   only a submit can change it) */
 } batch_t;
 
 /* Decides at time now_ns: removes expired and cancelled jobs into out->expired (at most

@@ -28,6 +28,10 @@ typedef struct frontend_options {
 hlt_status frontend_start(const frontend_options_t *opts, repo_t *repo, frontend_t **out,
                           int *bound_port, char *err, size_t errlen);
 
+/* Readiness as ServerReady answers it: not shutting down and (with strict readiness) every
+ * model loaded. Thread-safe. */
+bool frontend_server_ready(frontend_t *fe);
+
 /* Stops taking new calls, lets in-flight calls finish for up to grace_ms, then cancels what is
  * left, and frees everything. Accepts NULL. */
 void frontend_stop(frontend_t *fe, int64_t grace_ms);

@@ -6,6 +6,7 @@
  * the repository (queued requests finish) before grpc_shutdown. */
 #include "engine/engine.h"
 #include "frontend.h"
+#include "http.h"
 #include "log.h"
 #include "repository.h"
 
@@ -38,6 +39,9 @@ typedef struct options {
     int default_max_batch;
     int infer_slots;
     int max_queue_size;
+    long max_queued_mb;
+    int http_port, metrics_port;
+    bool allow_http, allow_metrics;
 } options_t;
 
 static void usage(FILE *f)
@@ -65,6 +69,13 @@ static void usage(FILE *f)
         "  --grpc-infer-slots=N         pre-posted ModelInfer call slots (default 64)\n"
         "  --max-queue-size=N           requests queued per model version before UNAVAILABLE\n"
         "                               (default 1024)\n"
+        "  --max-queued-mb=N            request bytes queued per model version before\n"
+        "                               UNAVAILABLE, in MiB (default 1024)\n"
+        "  --http-port=PORT             HTTP health endpoints /v2/health/{live,ready} and\n"
+        "                               /v2/models/NAME/ready (default 8000; 0 = free port)\n"
+        "  --metrics-port=PORT          Prometheus /metrics (default 8002; 0 = free port)\n"
+        "  --allow-http=BOOL            serve the HTTP port (default true)\n"
+        "  --allow-metrics=BOOL         serve the metrics port (default true)\n"
         "  -h, --help                   this text\n",
         HLT_DEFAULT_MODEL_REPOSITORY);
 }
@@ -106,7 +117,12 @@ static int parse_args(int argc, char **argv, options_t *o)
         O_EXIT,
         O_DMB,
         O_SLOTS,
-        O_QUEUE
+        O_QUEUE,
+        O_QMB,
+        O_HTTP,
+        O_METRICS,
+        O_AHTTP,
+        O_AMETRICS
     };
     static const struct option longopts[] = {
         {"model-repository", required_argument, NULL, O_REPO},
@@ -120,6 +136,11 @@ static int parse_args(int argc, char **argv, options_t *o)
         {"default-max-batch-size", required_argument, NULL, O_DMB},
         {"grpc-infer-slots", required_argument, NULL, O_SLOTS},
         {"max-queue-size", required_argument, NULL, O_QUEUE},
+        {"max-queued-mb", required_argument, NULL, O_QMB},
+        {"http-port", required_argument, NULL, O_HTTP},
+        {"metrics-port", required_argument, NULL, O_METRICS},
+        {"allow-http", required_argument, NULL, O_AHTTP},
+        {"allow-metrics", required_argument, NULL, O_AMETRICS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -163,6 +184,24 @@ static int parse_args(int argc, char **argv, options_t *o)
         case O_QUEUE:
             ok = parse_int(optarg, 1, 10000000, &o->max_queue_size);
             break;
+        case O_QMB: {
+            int mb = 0;
+            ok = parse_int(optarg, 1, 1 << 20, &mb);
+            o->max_queued_mb = mb;
+            break;
+        }
+        case O_HTTP:
+            ok = parse_int(optarg, 0, 65535, &o->http_port);
+            break;
+        case O_METRICS:
+            ok = parse_int(optarg, 0, 65535, &o->metrics_port);
+            break;
+        case O_AHTTP:
+            ok = parse_bool(optarg, &o->allow_http);
+            break;
+        case O_AMETRICS:
+            ok = parse_bool(optarg, &o->allow_metrics);
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -203,6 +242,11 @@ static void ensure_blas_avx512(char **argv)
     /* exec failed: run on with the slower kernels */
 }
 
+static bool ready_cb(void *arg)
+{
+    return frontend_server_ready(arg);
+}
+
 int main(int argc, char **argv)
 {
     options_t o = {
@@ -215,6 +259,11 @@ int main(int argc, char **argv)
         .default_max_batch = MODEL_CONFIG_DEFAULT_MAX_BATCH,
         .infer_slots = 64,
         .max_queue_size = 1024,
+        .max_queued_mb = 1024,
+        .http_port = 8000,
+        .metrics_port = 8002,
+        .allow_http = true,
+        .allow_metrics = true,
     };
     int rc = parse_args(argc, argv, &o);
     if (rc)
@@ -239,7 +288,8 @@ int main(int argc, char **argv)
     repo_options_t ropts = {
         .root = o.model_repository,
         .load = {.default_max_batch = o.default_max_batch,
-                 .queue_capacity = (size_t)o.max_queue_size},
+                 .queue_capacity = (size_t)o.max_queue_size,
+                 .max_queued_bytes = (size_t)o.max_queued_mb << 20},
     };
     repo_t *repo = repo_create(&ropts);
     if (!repo) {
@@ -276,13 +326,32 @@ int main(int argc, char **argv)
         grpc_shutdown();
         return 1;
     }
-    HLT_LOG(HLT_LOG_INFO, "event=server_started grpc_address=%s grpc_port=%d", o.address, port);
+    http_options_t hopts = {
+        .address = o.address,
+        .http_port = o.allow_http ? o.http_port : -1,
+        .metrics_port = o.allow_metrics ? o.metrics_port : -1,
+        .server_ready = ready_cb,
+        .ready_arg = fe,
+    };
+    http_server_t *http = NULL;
+    int http_port = -1, metrics_port = -1;
+    if (http_start(&hopts, repo, &http, &http_port, &metrics_port, err, sizeof err)) {
+        HLT_LOG(HLT_LOG_ERROR, "event=start_failed reason=\"%s\"", err);
+        frontend_stop(fe, 0);
+        repo_destroy(repo);
+        grpc_shutdown();
+        return 1;
+    }
+    HLT_LOG(HLT_LOG_INFO,
+            "event=server_started grpc_address=%s grpc_port=%d http_port=%d metrics_port=%d",
+            o.address, port, http_port, metrics_port);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     HLT_LOG(HLT_LOG_INFO, "event=shutdown_requested signal=%s grace_s=%d",
             sig == SIGINT ? "SIGINT" : "SIGTERM", o.exit_timeout_secs);
     frontend_stop(fe, (int64_t)o.exit_timeout_secs * 1000);
+    http_stop(http);
     repo_destroy(repo);
     grpc_shutdown();
     HLT_LOG(HLT_LOG_INFO, "event=stopped");

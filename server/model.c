@@ -210,8 +210,8 @@ static void run_batch(instance_t *inst, batch_t *b)
             size_t bytes = tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
             if (out_shapes[g].rank < 1 || out_shapes[g].dims[0] != b->rows) {
                 snprintf(msg, sizeof msg,
-                         "model '%s': output %zu does not keep the batch dim; cannot batch", m->name,
-                         g);
+                         "model '%s': output %zu does not keep the batch dim; cannot batch",
+                         m->name, g);
                 fail_all(m, b, HLT_INTERNAL, msg);
                 return;
             }
@@ -257,8 +257,8 @@ static void run_batch(instance_t *inst, batch_t *b)
     bool ok[BATCH_MAX_JOBS];
     int64_t row = 0;
     for (size_t k = 0; k < b->n; k++) {
-        ok[k] = direct || respond(m, b->jobs[k], out_shapes, row, (uint8_t **)out_ptrs,
-                                  payload) == HLT_OK;
+        ok[k] = direct ||
+                respond(m, b->jobs[k], out_shapes, row, (uint8_t **)out_ptrs, payload) == HLT_OK;
         row += b->jobs[k]->batch;
     }
     /* Statistics are recorded before the replies go out, so a client that reads them after

@@ -209,8 +209,7 @@ void rpc_handle_infer(call_ctx_t *c)
             goto failed;
         if (job->t_recv_ns >= job->deadline_ns) {
             st = HLT_DEADLINE_EXCEEDED;
-            snprintf(err, sizeof err,
-                     "model '%s': deadline expired before the request was queued",
+            snprintf(err, sizeof err, "model '%s': deadline expired before the request was queued",
                      model_name(job->model));
             goto failed;
         }

@@ -30,7 +30,7 @@ static const char *const extensions[] = {"model_configuration", "model_repositor
         return;                                                                                    \
     }
 
-static bool server_ready(frontend_t *fe)
+bool frontend_server_ready(frontend_t *fe)
 {
     if (atomic_load(&fe->shutting_down))
         return false;
@@ -47,7 +47,7 @@ static void server_live(call_ctx_t *c)
 static void server_ready_rpc(call_ctx_t *c)
 {
     Inference__ServerReadyResponse resp = INFERENCE__SERVER_READY_RESPONSE__INIT;
-    resp.ready = server_ready(c->fe);
+    resp.ready = frontend_server_ready(c->fe);
     rpc_reply_pb(c, &resp.base);
 }
 
@@ -315,7 +315,7 @@ static void health_check(call_ctx_t *c)
         rpc_reply_error(c, HLT_NOT_FOUND, "unknown service '%s'", req->service);
     } else {
         Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-        resp.status = server_ready(c->fe)
+        resp.status = frontend_server_ready(c->fe)
                           ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                           : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
         rpc_reply_pb(c, &resp.base);

@@ -89,8 +89,9 @@ bool fx_server_start(fx_server_t *s, const char *const *extra_args)
     snprintf(exe, sizeof exe, "%s/server/hltinfer-server", fx_build_root());
     snprintf(repo, sizeof repo, "%s/models", fx_source_root());
     snprintf(repo_arg, sizeof repo_arg, "--model-repository=%s", repo);
-    const char *argv[32] = {exe, repo_arg, "--grpc-port=0", "--grpc-address=127.0.0.1"};
-    size_t n = 4;
+    const char *argv[32] = {exe, repo_arg, "--grpc-port=0", "--grpc-address=127.0.0.1",
+                            "--http-port=0", "--metrics-port=0"};
+    size_t n = 6;
     for (size_t i = 0; extra_args && extra_args[i] && n < 31; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;

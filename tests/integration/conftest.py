@@ -28,7 +28,8 @@ class Server:
         self.repo = repo
         self.log = []
         self.proc = subprocess.Popen([SERVER, f"--model-repository={repo}", "--grpc-port=0",
-                                      "--grpc-address=127.0.0.1", "--log-verbose=1", *args],
+                                      "--grpc-address=127.0.0.1", "--http-port=0", "--metrics-port=0",
+                                      "--log-verbose=1", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.port = None
         ready = threading.Event()
@@ -37,9 +38,12 @@ class Server:
             for raw in self.proc.stderr:
                 line = raw.decode(errors="replace").rstrip()
                 self.log.append(line)
-                m = re.search(r"event=server_started .*grpc_port=(\d+)", line)
+                m = re.search(r"event=server_started .*grpc_port=(\d+) http_port=(-?\d+) "
+                              r"metrics_port=(-?\d+)", line)
                 if m:
                     self.port = int(m.group(1))
+                    self.http_port = int(m.group(2))
+                    self.metrics_port = int(m.group(3))
                     ready.set()
             ready.set()
 
