@@ -286,6 +286,9 @@ hlt_status frontend_start(const frontend_options_t *opts, repo_t *repo, frontend
     fe->repo = repo;
     fe->allow_model_control = opts->allow_model_control;
     fe->strict_readiness = opts->strict_readiness;
+    fe->admission_queue_ns = opts->admission_queue_us * 1000;
+    fe->admission_window_ns =
+        (opts->admission_window_ms > 0 ? opts->admission_window_ms : 1000) * 1000000;
     fe->slots_infer = opts->slots_per_method > 0 ? opts->slots_per_method : 64;
     fe->shutdown_tag.kind = TAG_SHUTDOWN;
     fe->control = queue_create(64);

@@ -20,7 +20,12 @@ typedef struct frontend_options {
     int port;                 /* 0 = pick a free port */
     bool allow_model_control; /* RepositoryModelLoad/Unload allowed */
     bool strict_readiness;    /* ServerReady needs every model ready */
-    int slots_per_method;     /* pre-posted ModelInfer slots; other methods get fewer */
+    /* Admission (SuperSONIC-style): when the average queue time per request over the last
+     * window exceeds this, RepositoryIndex answers UNAVAILABLE so that new jobs pick another
+     * server while running jobs keep their service. 0 = off. */
+    int64_t admission_queue_us;
+    int64_t admission_window_ms;
+    int slots_per_method; /* pre-posted ModelInfer slots; other methods get fewer */
 } frontend_options_t;
 
 /* Starts serving. repo is borrowed and must outlive the frontend. On success *out is owned by

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef HLT_DEFAULT_MODEL_REPOSITORY
@@ -42,6 +43,7 @@ typedef struct options {
     long max_queued_mb;
     int http_port, metrics_port;
     bool allow_http, allow_metrics;
+    int admission_queue_us, admission_window_ms;
 } options_t;
 
 static void usage(FILE *f)
@@ -76,6 +78,10 @@ static void usage(FILE *f)
         "  --metrics-port=PORT          Prometheus /metrics (default 8002; 0 = free port)\n"
         "  --allow-http=BOOL            serve the HTTP port (default true)\n"
         "  --allow-metrics=BOOL         serve the metrics port (default true)\n"
+        "  --admission-queue-us=N       refuse RepositoryIndex (UNAVAILABLE) while the average\n"
+        "                               queue time per request exceeds N us, so new jobs go\n"
+        "                               elsewhere (SuperSONIC-style admission; 0 = off)\n"
+        "  --admission-window-ms=N      window over which that average is taken (1000)\n"
         "  -h, --help                   this text\n",
         HLT_DEFAULT_MODEL_REPOSITORY);
 }
@@ -122,7 +128,9 @@ static int parse_args(int argc, char **argv, options_t *o)
         O_HTTP,
         O_METRICS,
         O_AHTTP,
-        O_AMETRICS
+        O_AMETRICS,
+        O_ADM,
+        O_ADMWIN
     };
     static const struct option longopts[] = {
         {"model-repository", required_argument, NULL, O_REPO},
@@ -141,6 +149,8 @@ static int parse_args(int argc, char **argv, options_t *o)
         {"metrics-port", required_argument, NULL, O_METRICS},
         {"allow-http", required_argument, NULL, O_AHTTP},
         {"allow-metrics", required_argument, NULL, O_AMETRICS},
+        {"admission-queue-us", required_argument, NULL, O_ADM},
+        {"admission-window-ms", required_argument, NULL, O_ADMWIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -201,6 +211,12 @@ static int parse_args(int argc, char **argv, options_t *o)
             break;
         case O_AMETRICS:
             ok = parse_bool(optarg, &o->allow_metrics);
+            break;
+        case O_ADM:
+            ok = parse_int(optarg, 0, INT_MAX, &o->admission_queue_us);
+            break;
+        case O_ADMWIN:
+            ok = parse_int(optarg, 1, 3600000, &o->admission_window_ms);
             break;
         case 'h':
             usage(stdout);
@@ -264,6 +280,7 @@ int main(int argc, char **argv)
         .metrics_port = 8002,
         .allow_http = true,
         .allow_metrics = true,
+        .admission_window_ms = 1000,
     };
     int rc = parse_args(argc, argv, &o);
     if (rc)
@@ -274,6 +291,12 @@ int main(int argc, char **argv)
     /* glibc trimming and unmapping large chunks costs TLB shootdowns on every big message. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    /* Thousands of client connections: raise the descriptor limit to what we may. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     /* One BLAS thread per instance worker: the server sizes its own threads. */
     openblas_set_num_threads(1);
 
@@ -316,6 +339,8 @@ int main(int argc, char **argv)
         .allow_model_control = strcmp(o.control_mode, "none") != 0,
         .strict_readiness = o.strict_readiness,
         .slots_per_method = o.infer_slots,
+        .admission_queue_us = o.admission_queue_us,
+        .admission_window_ms = o.admission_window_ms,
     };
     frontend_t *fe = NULL;
     int port = 0;

@@ -288,6 +288,11 @@ static void *worker_main(void *arg)
     hlt_status expired_st[BATCH_MAX_JOBS];
     batch_t b = {.jobs = jobs, .expired = expired, .expired_status = expired_st};
     while (batcher_next(m->batcher, BATCH_MAX_JOBS, &b)) {
+        int64_t now = hlt_now_ns();
+        for (size_t i = 0; i < b.n_expired; i++)
+            stats_record_wait(&m->stats, (uint64_t)(now - expired[i]->t_enqueue_ns));
+        for (size_t i = 0; i < b.n; i++)
+            stats_record_wait(&m->stats, (uint64_t)(now - jobs[i]->t_enqueue_ns));
         for (size_t i = 0; i < b.n_expired; i++) {
             char msg[300];
             infer_job_t *j = expired[i];

@@ -49,6 +49,10 @@ struct frontend {
     atomic_long in_flight;
     bool allow_model_control;
     bool strict_readiness;
+    int64_t admission_queue_ns, admission_window_ns;
+    /* Last admission window (CQ thread only): start time and queue totals at its start. */
+    int64_t adm_t0, adm_avg_ns;
+    uint64_t adm_queue_ns0, adm_count0;
     int slots_infer;
     queue_t *control; /* load/unload calls for the control thread */
     pthread_t control_thread;

@@ -5,7 +5,9 @@
 #include "hltinfer/dtype.h"
 #include "health.pb-c.h"
 #include "inference.pb-c.h"
+#include "clock.h"
 #include "log.h"
+#include "model.h"
 #include "frontend.h"
 #include "rpc.h"
 
@@ -273,10 +275,51 @@ done:
     inference__model_statistics_request__free_unpacked(req, NULL);
 }
 
+/* Average queue time per request over the last complete window, all models. Runs on the CQ
+ * thread only (RepositoryIndex), so the window state needs no lock. */
+static int64_t admission_avg_queue_ns(frontend_t *fe)
+{
+    int64_t now = hlt_now_ns();
+    if (fe->adm_t0 && now - fe->adm_t0 < fe->admission_window_ns)
+        return fe->adm_avg_ns;
+    model_t **ms;
+    size_t n = repo_collect(fe->repo, NULL, &ms);
+    uint64_t qns = 0, cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        model_stats_snapshot_t s;
+        stats_snapshot(model_stats(ms[i]), &s);
+        qns += s.waited.ns;
+        cnt += s.waited.count;
+        model_unref(ms[i]);
+    }
+    free(ms);
+    /* Totals can shrink when a model is reloaded; then the window restarts. */
+    if (fe->adm_t0 && cnt > fe->adm_count0 && qns >= fe->adm_queue_ns0)
+        fe->adm_avg_ns = (int64_t)((qns - fe->adm_queue_ns0) / (cnt - fe->adm_count0));
+    else
+        fe->adm_avg_ns = 0;
+    fe->adm_t0 = now;
+    fe->adm_queue_ns0 = qns;
+    fe->adm_count0 = cnt;
+    return fe->adm_avg_ns;
+}
+
 static void repository_index(call_ctx_t *c)
 {
     UNPACK_OR_FAIL(Inference__RepositoryIndexRequest, inference__repository_index_request__unpack,
                    c, req);
+    if (c->fe->admission_queue_ns > 0) {
+        int64_t avg = admission_avg_queue_ns(c->fe);
+        if (avg > c->fe->admission_queue_ns) {
+            rpc_reply_error(c, HLT_UNAVAILABLE,
+                            "server overloaded: average queue time %" PRId64
+                            " us exceeds the admission limit of %" PRId64
+                            " us; new clients should use another server",
+                            avg / 1000, c->fe->admission_queue_ns / 1000);
+            inference__repository_index_request__free_unpacked(req, NULL);
+            return;
+        }
+    }
     repo_index_entry_t *rows;
     size_t n = repo_index(c->fe->repo, req->ready, &rows);
     Inference__RepositoryIndexResponse__ModelIndex *mi = calloc(n + 1, sizeof *mi);

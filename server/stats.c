@@ -66,6 +66,13 @@ void stats_record_execution(model_stats_t *st, uint64_t batch_size, uint64_t inp
     pthread_mutex_unlock(&st->mu);
 }
 
+void stats_record_wait(model_stats_t *st, uint64_t wait_ns)
+{
+    pthread_mutex_lock(&st->mu);
+    add(&st->s.waited, wait_ns);
+    pthread_mutex_unlock(&st->mu);
+}
+
 void stats_snapshot(model_stats_t *st, model_stats_snapshot_t *out)
 {
     pthread_mutex_lock(&st->mu);

@@ -24,6 +24,9 @@ typedef struct batch_stat {
 typedef struct model_stats_snapshot {
     stat_duration_t success, fail, queue, compute_input, compute_infer, compute_output;
     uint64_t inference_count, execution_count, last_inference_ms;
+    /* Time every request spent queued, whatever its outcome (served, timed out, cancelled):
+     * the load signal of the admission policy. Not part of the protocol's statistics. */
+    stat_duration_t waited;
     size_t n_batch;
     batch_stat_t batch[STATS_MAX_BATCH_SIZES];
 } model_stats_snapshot_t;
@@ -44,6 +47,8 @@ void stats_record_fail(model_stats_t *st, uint64_t total_ns);
  * STATS_MAX_BATCH_SIZES distinct values are folded into the counters only. */
 void stats_record_execution(model_stats_t *st, uint64_t batch_size, uint64_t input_ns,
                             uint64_t infer_ns, uint64_t output_ns);
+/* A request left the queue after waiting wait_ns. */
+void stats_record_wait(model_stats_t *st, uint64_t wait_ns);
 void stats_snapshot(model_stats_t *st, model_stats_snapshot_t *out);
 
 #endif
