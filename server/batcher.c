@@ -40,11 +40,24 @@ struct batcher {
     int64_t delay_ns;
     batcher_limits_t limits;
     size_t queued, queued_bytes;
+    size_t *level_n; /* queued per priority level, delayed jobs included (max_queue_size) */
+    uint32_t configured_levels; /* priority_levels as configured (0 = priorities ignored) */
     uint64_t next_seq;
     int64_t exec_estimate_ns;
     bool closed;
     int kicks; /* wake-ups requested while nobody could see a state change */
 };
+
+/* Saturating time arithmetic: client-supplied timeouts must not overflow into the past. */
+static int64_t sat_us_to_ns(uint64_t us)
+{
+    return us > (uint64_t)(INT64_MAX / 1000) ? INT64_MAX : (int64_t)us * 1000;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 static void list_push(job_list_t *l, infer_job_t *j)
 {
@@ -86,11 +99,14 @@ batcher_t *batcher_create(const model_config_t *cfg, const batcher_limits_t *lim
                            : 0;
     if (b->default_level >= b->n_levels)
         b->default_level = b->n_levels - 1;
+    b->configured_levels = db->enabled ? (uint32_t)db->priority_levels : 0;
     b->policies = calloc(b->n_levels, sizeof *b->policies);
     b->lists = calloc(b->n_levels + 1, sizeof *b->lists);
-    if (!b->policies || !b->lists) {
+    b->level_n = calloc(b->n_levels, sizeof *b->level_n);
+    if (!b->policies || !b->lists || !b->level_n) {
         free(b->policies);
         free(b->lists);
+        free(b->level_n);
         free(b);
         return NULL;
     }
@@ -101,7 +117,7 @@ batcher_t *batcher_create(const model_config_t *cfg, const batcher_limits_t *lim
             if (db->priority_policies[k].level == l + 1)
                 b->policies[l].p = db->priority_policies[k].policy;
     }
-    b->delay_ns = db->enabled ? (int64_t)db->max_queue_delay_us * 1000 : 0;
+    b->delay_ns = db->enabled ? sat_us_to_ns(db->max_queue_delay_us) : 0;
     b->limits = *limits;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t ca;
@@ -120,6 +136,7 @@ void batcher_destroy(batcher_t *b)
     pthread_cond_destroy(&b->cond);
     free(b->policies);
     free(b->lists);
+    free(b->level_n);
     free(b);
 }
 
@@ -140,7 +157,7 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
 {
     const char *m = b->cfg->name;
     uint32_t level = b->default_level;
-    if (job->msg.has_priority && job->msg.priority != 0 && b->n_levels > 1) {
+    if (job->msg.has_priority && job->msg.priority != 0 && b->configured_levels > 0) {
         if (job->msg.priority > b->n_levels)
             return reject(err, errlen, HLT_INVALID_ARGUMENT,
                           "model '%s': priority %" PRIu64 " is outside 1..%u", m, job->msg.priority,
@@ -155,7 +172,7 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
     job->level = level;
     job->delayed = false;
     job->t_enqueue_ns = now_ns;
-    job->queue_deadline_ns = timeout_us ? now_ns + (int64_t)timeout_us * 1000 : INT64_MAX;
+    job->queue_deadline_ns = timeout_us ? sat_add(now_ns, sat_us_to_ns(timeout_us)) : INT64_MAX;
 
     hlt_status st = HLT_OK;
     pthread_mutex_lock(&b->mu);
@@ -166,7 +183,7 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
                     "model '%s': queue full (%zu requests waiting); server overloaded, retry "
                     "later or elsewhere",
                     m, b->queued);
-    } else if (p->max_queue_size && b->lists[level].n >= p->max_queue_size) {
+    } else if (p->max_queue_size && b->level_n[level] >= p->max_queue_size) {
         st = reject(err, errlen, HLT_UNAVAILABLE,
                     "model '%s': exceeds maximum queue size %u of priority level %u", m,
                     p->max_queue_size, level + 1);
@@ -178,6 +195,7 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
     } else {
         job->seq = b->next_seq++;
         list_push(&b->lists[level], job);
+        b->level_n[level]++;
         b->queued++;
         b->queued_bytes += job->msg_bytes;
         pthread_cond_signal(&b->cond);
@@ -189,6 +207,7 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
 static void take(batcher_t *b, job_list_t *l, infer_job_t *j)
 {
     list_remove(l, j);
+    b->level_n[j->level]--;
     b->queued--;
     b->queued_bytes -= j->msg_bytes;
 }
@@ -277,8 +296,10 @@ static void poll_locked(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out
     out->rows = 0;
     out->wake_ns = INT64_MAX;
     int64_t next_expiry = expire(b, now, max_jobs, out);
-    if (out->n_expired)
+    if (out->n_expired) {
+        out->wake_ns = now; /* the rest may be due too: poll again at once */
         return;
+    }
     infer_job_t *head = first_job(b);
     if (!head)
         return;
@@ -322,7 +343,7 @@ static void poll_locked(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out
         dispatch(b, out, best_pref_n);
         return;
     }
-    int64_t wake = oldest + b->delay_ns;
+    int64_t wake = b->closed ? now : sat_add(oldest, b->delay_ns); /* closed: no one to wait for */
     if (earliest_deadline != INT64_MAX)
         wake = min64(wake, earliest_deadline - b->exec_estimate_ns);
     if (now >= wake) {

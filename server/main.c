@@ -4,6 +4,7 @@
  * before grpc_init creates threads; SIGINT/SIGTERM are then collected by sigwait on the main
  * thread, which stops the frontend (in-flight calls finish within --exit-timeout-secs) and
  * the repository (queued requests finish) before grpc_shutdown. */
+#include "backend/backend.h"
 #include "engine/engine.h"
 #include "frontend.h"
 #include "http.h"
@@ -321,6 +322,9 @@ int main(int argc, char **argv)
     }
     HLT_LOG(HLT_LOG_INFO, "event=starting model_repository=%s blas_core=%s control_mode=%s",
             o.model_repository, openblas_get_corename(), o.control_mode);
+    char backends[1024];
+    backend_describe_all(backends, sizeof backends);
+    HLT_LOG(HLT_LOG_INFO, "event=backends %s", backends);
     bool explicit_mode = !strcmp(o.control_mode, "explicit");
     bool load_all = !explicit_mode;
     for (int i = 0; i < o.n_load_models; i++)

@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include "clock.h"
+#include "backend/backend.h"
 #include "engine/engine.h"
 #include "log.h"
 #include "batcher.h"
@@ -31,7 +32,9 @@ typedef struct instance {
     struct model *model;
     pthread_t thread;
     bool started;
-    engine_exec_t *exec;
+    const backend_i *be;
+    backend_instance_t *bi;
+    int device;
     void *scratch; /* outputs the client did not ask for */
     size_t scratch_size;
     void *in_stage[HLT_MAX_IO], *out_stage[HLT_MAX_IO]; /* batch gather/scatter, per graph io */
@@ -48,9 +51,13 @@ struct model {
     int64_t version;
     char version_str[24];
     model_config_t *cfg;
-    engine_graph_t *graph;
-    /* config input/output index -> graph input/output index */
+    engine_graph_t *graph; /* NULL for bitstream (FPGA) models */
+    char *model_path;
+    char *placement; /* where the instances run, e.g. "cpu:0 x1" */
+    /* config input/output index -> model I/O index (graph order, or config order) */
     int16_t cfg_in_to_graph[HLT_MAX_IO], cfg_out_to_graph[HLT_MAX_IO];
+    hlt_dtype io_out_dtype[HLT_MAX_IO]; /* per model output (model I/O order) */
+    size_t n_io_out;                    /* model outputs (the config may list fewer) */
     batcher_t *batcher;
     int n_instances;
     instance_t *instances;
@@ -168,7 +175,7 @@ static void run_batch(instance_t *inst, batch_t *b)
     model_t *m = inst->model;
     char err[512], msg[700];
     int64_t t_start = hlt_now_ns();
-    size_t ng_out = engine_graph_num_outputs(m->graph);
+    size_t ng_out = m->n_io_out;
     bool direct = b->n == 1;
     infer_job_t *j0 = b->jobs[0];
     engine_shape_t in_shapes[HLT_MAX_IO], out_shapes[HLT_MAX_IO];
@@ -196,7 +203,7 @@ static void run_batch(instance_t *inst, batch_t *b)
         }
         in_ptrs[g] = inst->in_stage[g];
     }
-    hlt_status st = engine_exec_prepare(inst->exec, in_shapes, out_shapes, err, sizeof err);
+    hlt_status st = inst->be->prepare(inst->bi, in_shapes, out_shapes, err, sizeof err);
     if (st) {
         snprintf(msg, sizeof msg, "model '%s': %s", m->name, err);
         fail_all(m, b, st, msg);
@@ -207,7 +214,7 @@ static void run_batch(instance_t *inst, batch_t *b)
         out_ptrs[g] = NULL;
     if (!direct) {
         for (size_t g = 0; g < ng_out; g++) {
-            size_t bytes = tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+            size_t bytes = tensor_bytes(m->io_out_dtype[g], &out_shapes[g]);
             if (out_shapes[g].rank < 1 || out_shapes[g].dims[0] != b->rows) {
                 snprintf(msg, sizeof msg,
                          "model '%s': output %zu does not keep the batch dim; cannot batch",
@@ -233,7 +240,7 @@ static void run_batch(instance_t *inst, batch_t *b)
         size_t need = 0;
         for (size_t g = 0; g < ng_out; g++)
             if (!out_ptrs[g])
-                need += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+                need += tensor_bytes(m->io_out_dtype[g], &out_shapes[g]);
         if (!ensure(&inst->scratch, &inst->scratch_size, need)) {
             finish_fail(m, j0, HLT_RESOURCE_EXHAUSTED, "out of memory for unrequested outputs");
             return;
@@ -242,11 +249,11 @@ static void run_batch(instance_t *inst, batch_t *b)
         for (size_t g = 0; g < ng_out; g++)
             if (!out_ptrs[g]) {
                 out_ptrs[g] = sp;
-                sp += tensor_bytes(engine_graph_output(m->graph, g)->dtype, &out_shapes[g]);
+                sp += tensor_bytes(m->io_out_dtype[g], &out_shapes[g]);
             }
     }
     int64_t t_in = hlt_now_ns();
-    st = engine_exec_run(inst->exec, in_ptrs, out_ptrs, err, sizeof err);
+    st = inst->be->execute(inst->bi, in_ptrs, out_ptrs, NULL, err, sizeof err);
     int64_t t_inf = hlt_now_ns();
     batcher_note_exec_time(m->batcher, t_inf - t_in);
     if (st) {
@@ -331,6 +338,24 @@ static hlt_status map_io(model_t *m, char *err, size_t errlen)
     if (cfg->n_inputs > HLT_MAX_IO || cfg->n_outputs > HLT_MAX_IO)
         return fail(err, errlen, HLT_INVALID_ARGUMENT, "model '%s': more than %d inputs or outputs",
                     m->name, HLT_MAX_IO);
+    if (!m->graph) { /* bitstream models: the config's order is the model's order */
+        for (size_t c = 0; c < cfg->n_inputs; c++)
+            m->cfg_in_to_graph[c] = (int16_t)c;
+        for (size_t c = 0; c < cfg->n_outputs; c++) {
+            m->cfg_out_to_graph[c] = (int16_t)c;
+            m->io_out_dtype[c] = cfg->outputs[c].dtype;
+        }
+        m->n_io_out = cfg->n_outputs;
+        return HLT_OK;
+    }
+    /* Every graph input must be fed; the config may expose a subset of the outputs (the
+     * others are computed into scratch and never sent). */
+    if (engine_graph_num_inputs(m->graph) != cfg->n_inputs ||
+        engine_graph_num_outputs(m->graph) > HLT_MAX_IO)
+        return fail(err, errlen, HLT_INVALID_ARGUMENT,
+                    "model '%s': the config lists %zu inputs, the model has %zu", m->name,
+                    cfg->n_inputs, engine_graph_num_inputs(m->graph));
+    m->n_io_out = engine_graph_num_outputs(m->graph);
     for (size_t c = 0; c < cfg->n_inputs; c++) {
         m->cfg_in_to_graph[c] = -1;
         for (size_t g = 0; g < engine_graph_num_inputs(m->graph); g++)
@@ -343,30 +368,112 @@ static hlt_status map_io(model_t *m, char *err, size_t errlen)
             if (!strcmp(engine_graph_output(m->graph, g)->name, cfg->outputs[c].name))
                 m->cfg_out_to_graph[c] = (int16_t)g;
     }
-    if (engine_graph_num_inputs(m->graph) != cfg->n_inputs)
-        return fail(err, errlen, HLT_INVALID_ARGUMENT,
-                    "model '%s': the config lists %zu inputs, the model has %zu", m->name,
-                    cfg->n_inputs, engine_graph_num_inputs(m->graph));
+    for (size_t g = 0; g < m->n_io_out; g++)
+        m->io_out_dtype[g] = engine_graph_output(m->graph, g)->dtype;
     return HLT_OK;
+}
+
+/* The parameter `name` of the config (ModelParameter string_value), or NULL. */
+static const char *config_param(const model_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_parameters; i++)
+        if (!strcmp(cfg->parameters[i].key, name))
+            return cfg->parameters[i].value;
+    return NULL;
+}
+
+/* Picks the backend of an instance group: KIND_CPU runs on "cpu"; KIND_GPU on the backend the
+ * config names (parameter "gpu_backend": "cuda" | "opencl") or else CUDA when it has a device,
+ * OpenCL otherwise; KIND_MODEL on the backend the config names (bitstream models: "xrt"). */
+static hlt_status pick_backend(model_t *m, const model_instance_group_t *ig, const backend_i **out,
+                               int *n_devices, char *err, size_t errlen)
+{
+    char why[512] = "", reason[256];
+    const char *names_gpu[] = {"cuda", "opencl"};
+    const char *wanted = NULL;
+    if (ig->kind == INSTANCE_KIND_CPU)
+        wanted = "cpu";
+    else if (ig->kind == INSTANCE_KIND_MODEL)
+        wanted = m->cfg->backend;
+    else
+        wanted = config_param(m->cfg, "gpu_backend");
+    for (size_t i = 0; i < (wanted ? 1 : 2); i++) {
+        const char *name = wanted ? wanted : names_gpu[i];
+        const backend_i *be = backend_find(name);
+        int n = be ? backend_devices(be, reason, sizeof reason) : 0;
+        if (n > 0) {
+            *out = be;
+            *n_devices = n;
+            return HLT_OK;
+        }
+        size_t off = strlen(why);
+        snprintf(why + off, sizeof why - off, "%s%s: %s", off ? "; " : "", name,
+                 be ? reason : "not built into this server");
+    }
+    return fail(err, errlen, HLT_UNAVAILABLE,
+                "model '%s': instance group '%s' (%s) has no device: %s", m->name,
+                ig->name ? ig->name : "",
+                ig->kind == INSTANCE_KIND_GPU   ? "KIND_GPU"
+                : ig->kind == INSTANCE_KIND_CPU ? "KIND_CPU"
+                                                : "KIND_MODEL",
+                why);
 }
 
 static hlt_status start_instances(model_t *m, char *err, size_t errlen)
 {
-    int n = model_config_instance_count(m->cfg);
+    const model_config_t *cfg = m->cfg;
+    int n = 0;
+    const backend_i *be[64];
+    int ndev[64];
+    if (cfg->n_instance_groups > 64)
+        return fail(err, errlen, HLT_INVALID_ARGUMENT, "model '%s': more than 64 instance groups",
+                    m->name);
+    for (size_t g = 0; g < cfg->n_instance_groups; g++) {
+        const model_instance_group_t *ig = &cfg->instance_groups[g];
+        hlt_status st = pick_backend(m, ig, &be[g], &ndev[g], err, errlen);
+        if (st)
+            return st;
+        for (size_t k = 0; k < ig->n_gpus; k++)
+            if (ig->gpus[k] >= ndev[g])
+                return fail(err, errlen, HLT_INVALID_ARGUMENT,
+                            "model '%s': instance group '%s' names device %d, but backend %s has "
+                            "%d",
+                            m->name, ig->name ? ig->name : "", ig->gpus[k], be[g]->name, ndev[g]);
+        /* KIND_GPU without gpus: count instances on every device, as Triton does */
+        int devices = ig->kind == INSTANCE_KIND_GPU ? (ig->n_gpus ? (int)ig->n_gpus : ndev[g]) : 1;
+        n += devices * ig->count;
+    }
     m->instances = calloc((size_t)n, sizeof *m->instances);
     if (!m->instances)
         return HLT_RESOURCE_EXHAUSTED;
-    m->n_instances = n;
-    for (int i = 0; i < n; i++) {
-        instance_t *inst = &m->instances[i];
-        inst->model = m;
-        inst->index = i;
-        char eerr[400];
-        hlt_status st = engine_exec_create(m->graph, &inst->exec, eerr, sizeof eerr);
-        if (st)
-            return fail(err, errlen, st, "model '%s': instance %d: %s", m->name, i, eerr);
+    backend_model_t bm = {m->graph, m->cfg, m->model_path};
+    char place[512] = "";
+    int i = 0;
+    for (size_t g = 0; g < cfg->n_instance_groups; g++) {
+        const model_instance_group_t *ig = &cfg->instance_groups[g];
+        int devices = ig->kind == INSTANCE_KIND_GPU ? (ig->n_gpus ? (int)ig->n_gpus : ndev[g]) : 1;
+        for (int d = 0; d < devices; d++) {
+            int dev = ig->kind == INSTANCE_KIND_GPU && ig->n_gpus ? ig->gpus[d] : d;
+            size_t off = strlen(place);
+            snprintf(place + off, sizeof place - off, "%s%s:%d x%d", off ? ", " : "", be[g]->name,
+                     dev, ig->count);
+            for (int c = 0; c < ig->count; c++, i++) {
+                instance_t *inst = &m->instances[i];
+                inst->model = m;
+                inst->index = i;
+                inst->be = be[g];
+                inst->device = dev;
+                m->n_instances = i + 1;
+                char eerr[400];
+                hlt_status st = be[g]->instance_create(dev, &bm, &inst->bi, eerr, sizeof eerr);
+                if (st)
+                    return fail(err, errlen, st, "model '%s': instance %d on %s:%d: %s", m->name, i,
+                                be[g]->name, dev, eerr);
+            }
+        }
     }
-    for (int i = 0; i < n; i++) {
+    m->placement = strdup(place);
+    for (i = 0; i < n; i++) {
         if (pthread_create(&m->instances[i].thread, NULL, worker_main, &m->instances[i]))
             return fail(err, errlen, HLT_RESOURCE_EXHAUSTED,
                         "model '%s': cannot start instance thread %d", m->name, i);
@@ -380,7 +487,8 @@ static void model_free(model_t *m)
     model_retire(m);
     for (int i = 0; m->instances && i < m->n_instances; i++) {
         instance_t *inst = &m->instances[i];
-        engine_exec_destroy(inst->exec);
+        if (inst->be)
+            inst->be->instance_destroy(inst->bi);
         free(inst->scratch);
         for (int k = 0; k < HLT_MAX_IO; k++) {
             free(inst->in_stage[k]);
@@ -392,6 +500,8 @@ static void model_free(model_t *m)
     pthread_mutex_destroy(&m->order_mu);
     engine_graph_destroy(m->graph);
     model_config_destroy(m->cfg);
+    free(m->model_path);
+    free(m->placement);
     stats_destroy(&m->stats);
     pthread_mutex_destroy(&m->retire_mu);
     free(m->name);
@@ -414,23 +524,33 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
     hlt_status st = model_config_load(model_dir, name, &m->cfg, err, errlen);
     if (st)
         goto fail;
+    /* Bitstream (FPGA) models carry no ONNX graph: the config declares their I/O. */
+    bool bitstream = m->cfg->backend && !strcmp(m->cfg->backend, "xrt");
     char path[4096];
     snprintf(path, sizeof path, "%s/%" PRId64 "/%s", model_dir, version,
-             m->cfg->default_model_filename ? m->cfg->default_model_filename : "model.onnx");
+             m->cfg->default_model_filename ? m->cfg->default_model_filename
+             : bitstream                    ? "model.xclbin"
+                                            : "model.onnx");
+    m->model_path = strdup(path);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         st = fail(err, errlen, HLT_NOT_FOUND,
                   "model '%s' version %" PRId64 ": model file %s not found", name, version, path);
         goto fail;
     }
-    char eerr[512];
-    st = engine_graph_load_file(path, &m->graph, eerr, sizeof eerr);
-    if (st) {
-        st = fail(err, errlen, st, "model '%s' version %" PRId64 ": %s", name, version, eerr);
-        goto fail;
+    if (bitstream) {
+        if ((st = model_config_complete_declared(m->cfg, err, errlen)))
+            goto fail;
+    } else {
+        char eerr[512];
+        st = engine_graph_load_file(path, &m->graph, eerr, sizeof eerr);
+        if (st) {
+            st = fail(err, errlen, st, "model '%s' version %" PRId64 ": %s", name, version, eerr);
+            goto fail;
+        }
+        if ((st = model_config_complete(m->cfg, m->graph, opts->default_max_batch, err, errlen)))
+            goto fail;
     }
-    if ((st = model_config_complete(m->cfg, m->graph, opts->default_max_batch, err, errlen)))
-        goto fail;
     if ((st = map_io(m, err, errlen)))
         goto fail;
     batcher_limits_t limits = {
@@ -517,6 +637,11 @@ model_stats_t *model_stats(model_t *m)
 {
     return &m->stats;
 }
+const char *model_placement(const model_t *m)
+{
+    return m->placement ? m->placement : "";
+}
+
 size_t model_queue_length(model_t *m)
 {
     return batcher_queued(m->batcher);

@@ -52,5 +52,7 @@ int64_t model_version(const model_t *m);
 const char *model_version_str(const model_t *m);
 model_stats_t *model_stats(model_t *m);
 size_t model_queue_length(model_t *m);
+/* Where the instances run: "cpu:0 x1, opencl:0 x2". */
+const char *model_placement(const model_t *m);
 
 #endif

@@ -720,12 +720,73 @@ hlt_status model_config_complete(model_config_t *cfg, const engine_graph_t *g,
     for (size_t i = 0; i < cfg->n_instance_groups; i++) {
         model_instance_group_t *ig = &cfg->instance_groups[i];
         if (ig->kind == INSTANCE_KIND_AUTO)
-            ig->kind = INSTANCE_KIND_CPU; /* no GPU backend yet: AUTO resolves to CPU */
-        if (ig->kind != INSTANCE_KIND_CPU)
+            ig->kind = INSTANCE_KIND_CPU; /* as Triton without a GPU in the group: CPU */
+        if (ig->kind == INSTANCE_KIND_MODEL)
             return fail(err, errlen,
-                        "model '%s': instance_group[%zu] asks for %s; this server has only the "
-                        "CPU backend",
-                        m, i, ig->kind == INSTANCE_KIND_GPU ? "KIND_GPU" : "KIND_MODEL");
+                        "model '%s': instance_group[%zu] is KIND_MODEL, which only bitstream "
+                        "(FPGA) models use",
+                        m, i);
+        if (!ig->name) {
+            char nm[300];
+            snprintf(nm, sizeof nm, "%s_%zu", m, i);
+            ig->name = strdup(nm);
+        }
+    }
+    return HLT_OK;
+}
+
+static hlt_status check_declared(const char *m, const char *kind, const model_tensor_cfg_t *t,
+                                 size_t n, char *err, size_t errlen)
+{
+    if (n == 0)
+        return fail(err, errlen, "model '%s': a bitstream model must declare its %ss", m, kind);
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].name)
+            return fail(err, errlen, "model '%s': %s[%zu] needs a name", m, kind, i);
+        if (t[i].dtype == HLT_TYPE_INVALID || t[i].dtype == HLT_TYPE_BYTES)
+            return fail(err, errlen, "model '%s': %s '%s' needs a numeric data_type", m, kind,
+                        t[i].name);
+        if (t[i].rank < 1)
+            return fail(err, errlen, "model '%s': %s '%s' needs dims", m, kind, t[i].name);
+        for (int32_t d = 0; d < t[i].rank; d++)
+            if (t[i].dims[d] < 1)
+                return fail(err, errlen, "model '%s': %s '%s': dims must be fixed (no -1)", m, kind,
+                            t[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(t[j].name, t[i].name))
+                return fail(err, errlen, "model '%s': %s '%s' is listed twice", m, kind, t[i].name);
+    }
+    return HLT_OK;
+}
+
+hlt_status model_config_complete_declared(model_config_t *cfg, char *err, size_t errlen)
+{
+    const char *m = cfg->name;
+    hlt_status st;
+    if ((st = check_declared(m, "input", cfg->inputs, cfg->n_inputs, err, errlen)) ||
+        (st = check_declared(m, "output", cfg->outputs, cfg->n_outputs, err, errlen)))
+        return st;
+    if (!cfg->max_batch_size_set)
+        cfg->max_batch_size_set = true; /* 0: whole tensors as declared */
+    free(cfg->platform);
+    cfg->platform = strdup("xrt_xclbin");
+    if (cfg->n_instance_groups == 0) {
+        cfg->instance_groups = calloc(1, sizeof *cfg->instance_groups);
+        if (!cfg->instance_groups)
+            return HLT_RESOURCE_EXHAUSTED;
+        cfg->n_instance_groups = 1;
+        cfg->instance_groups[0].count = 1;
+        cfg->instance_groups[0].kind = INSTANCE_KIND_MODEL;
+    }
+    for (size_t i = 0; i < cfg->n_instance_groups; i++) {
+        model_instance_group_t *ig = &cfg->instance_groups[i];
+        if (ig->kind == INSTANCE_KIND_AUTO)
+            ig->kind = INSTANCE_KIND_MODEL;
+        if (ig->kind != INSTANCE_KIND_MODEL)
+            return fail(err, errlen,
+                        "model '%s': instance_group[%zu]: a bitstream model runs on its own "
+                        "device (KIND_MODEL or KIND_AUTO)",
+                        m, i);
         if (!ig->name) {
             char nm[300];
             snprintf(nm, sizeof nm, "%s_%zu", m, i);

@@ -126,6 +126,11 @@ void model_config_destroy(model_config_t *cfg);
 hlt_status model_config_complete(model_config_t *cfg, const engine_graph_t *g,
                                  int32_t default_max_batch, char *err, size_t errlen);
 
+/* Completes the config of a bitstream (FPGA) model, which has no graph: inputs and outputs
+ * must be declared with numeric datatypes and fixed dims; the instance group defaults to one
+ * KIND_MODEL instance. INVALID_ARGUMENT with a precise message otherwise. */
+hlt_status model_config_complete_declared(model_config_t *cfg, char *err, size_t errlen);
+
 /* Packs the config as an inference.ModelConfigResponse message. On success *buf is owned by the
  * caller (free()). */
 hlt_status model_config_pack_response(const model_config_t *cfg, uint8_t **buf, size_t *len);

@@ -474,8 +474,9 @@ size_t repo_index(repo_t *r, bool ready_only, repo_index_entry_t **out)
             for (size_t k = 0; k < e->n_versions; k++) {
                 char ver[24];
                 snprintf(ver, sizeof ver, "%" PRId64, e->versions[k].version);
-                if (e->versions[k].model)
-                    add_row(&rows, &n, &cap, name, ver, "READY", "");
+                if (e->versions[k].model) /* reason of a ready model: where it runs */
+                    add_row(&rows, &n, &cap, name, ver, "READY",
+                            model_placement(e->versions[k].model));
                 else if (!ready_only)
                     add_row(&rows, &n, &cap, name, ver, "UNAVAILABLE", e->versions[k].reason);
             }
