@@ -44,6 +44,11 @@ struct batcher {
     uint32_t configured_levels; /* priority_levels as configured (0 = priorities ignored) */
     uint64_t next_seq;
     int64_t exec_estimate_ns;
+    /* Adaptive delay: when requests arrive further apart than max_queue_delay, waiting for
+     * company only adds latency (a closed loop of one client never brings a second request
+     * while the first waits), so a partial batch leaves at once. */
+    bool adaptive;
+    int64_t last_arrival_ns, gap_ewma_ns;
     bool closed;
     int kicks; /* wake-ups requested while nobody could see a state change */
 };
@@ -118,6 +123,11 @@ batcher_t *batcher_create(const model_config_t *cfg, const batcher_limits_t *lim
                 b->policies[l].p = db->priority_policies[k].policy;
     }
     b->delay_ns = db->enabled ? sat_us_to_ns(db->max_queue_delay_us) : 0;
+    b->adaptive = true;
+    for (size_t i = 0; i < cfg->n_parameters; i++)
+        if (!strcmp(cfg->parameters[i].key, "adaptive_queue_delay") &&
+            !strcmp(cfg->parameters[i].value, "false"))
+            b->adaptive = false;
     b->limits = *limits;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t ca;
@@ -194,6 +204,11 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
                     m, b->queued_bytes, b->limits.max_queued_bytes);
     } else {
         job->seq = b->next_seq++;
+        if (b->last_arrival_ns) {
+            int64_t gap = now_ns - b->last_arrival_ns;
+            b->gap_ewma_ns = b->gap_ewma_ns ? b->gap_ewma_ns + (gap - b->gap_ewma_ns) / 8 : gap;
+        }
+        b->last_arrival_ns = now_ns;
         list_push(&b->lists[level], job);
         b->level_n[level]++;
         b->queued++;
@@ -343,7 +358,9 @@ static void poll_locked(batcher_t *b, int64_t now, size_t max_jobs, batch_t *out
         dispatch(b, out, best_pref_n);
         return;
     }
-    int64_t wake = b->closed ? now : sat_add(oldest, b->delay_ns); /* closed: no one to wait for */
+    /* No one to wait for: closed, or requests arrive sparser than the delay (adaptive). */
+    bool sparse = b->adaptive && b->gap_ewma_ns > b->delay_ns;
+    int64_t wake = b->closed || sparse ? now : sat_add(oldest, b->delay_ns);
     if (earliest_deadline != INT64_MAX)
         wake = min64(wake, earliest_deadline - b->exec_estimate_ns);
     if (now >= wake) {

@@ -1157,3 +1157,42 @@ Test(batcher, close_wakes_an_idle_worker_which_returns_false)
     cr_assert_not(g_w.ret);
     expect_empty();
 }
+
+/* ---- adaptive delay ---- */
+
+Test(batcher, sparse_arrivals_do_not_wait_for_company)
+{
+    setup(8, "{\"max_queue_delay_microseconds\": 100}");
+    submit_ok(mkjob(0, 1), T0);
+    poll_now(T0);
+    EXPECT_WAIT(T0 + 100000); /* nothing known about the arrival rate yet: wait */
+    poll_now(T0 + 100000);
+    EXPECT_BATCH(1, 0);
+    /* The next request arrives 1 ms later, ten delays apart: a closed loop of one client. */
+    submit_ok(mkjob(1, 1), T0 + 1000000);
+    poll_now(T0 + 1000000);
+    EXPECT_BATCH(1, 1);
+}
+
+Test(batcher, dense_arrivals_still_wait_for_the_delay)
+{
+    setup(8, "{\"max_queue_delay_microseconds\": 100}");
+    for (int i = 0; i < 4; i++)
+        submit_ok(mkjob(i, 1), T0 + i * 1000); /* 1 us apart: much denser than the delay */
+    poll_now(T0 + 3000);
+    EXPECT_WAIT(T0 + 100000);
+    poll_now(T0 + 100000);
+    EXPECT_BATCH(4, 0, 1, 2, 3);
+}
+
+Test(batcher, adaptive_delay_can_be_turned_off)
+{
+    setup(8, "{\"max_queue_delay_microseconds\": 100}, \"parameters\": "
+             "{\"adaptive_queue_delay\": {\"string_value\": \"false\"}}");
+    submit_ok(mkjob(0, 1), T0);
+    poll_now(T0 + 100000);
+    EXPECT_BATCH(1, 0);
+    submit_ok(mkjob(1, 1), T0 + 1000000);
+    poll_now(T0 + 1000000);
+    EXPECT_WAIT(T0 + 1100000);
+}
