@@ -157,7 +157,7 @@ Test(repository, load_all_serves_good_models_and_reports_broken_ones)
         cr_assert_lt(strcmp(rows.e[i - 1].name, rows.e[i].name), 0, "rows sorted by name");
     const repo_index_entry_t *e = row(&rows, "facile", "1");
     cr_assert_str_eq(e->state, "READY");
-    cr_assert_str_eq(e->reason, "");
+    cr_assert_str_eq(e->reason, "cpu:0 x1"); /* READY: where the instances run */
     e = row(&rows, "jet_tagger", "1");
     cr_assert_str_eq(e->state, "READY");
     cr_assert_not(has_row(&rows, "README.md"));
@@ -544,7 +544,7 @@ Test(repository, fixing_a_broken_model_and_reloading_serves_it)
     index_rows_t rows = index_of(r, false);
     const repo_index_entry_t *e = row(&rows, "badconfig", "1");
     cr_assert_str_eq(e->state, "READY");
-    cr_assert_str_eq(e->reason, "", "the old failure reason is gone");
+    cr_assert_str_eq(e->reason, "cpu:0 x1", "the old failure reason is gone: a READY reason says where it runs");
     repo_index_free(rows.e, rows.n);
     repo_destroy(r);
     drop_repo(repo);
