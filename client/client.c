@@ -91,9 +91,11 @@ struct hlt_infer_handle {
     grpc_slice response;
     bool has_response;
     hlt_infer_result_t *result;
-    /* asynchronous completion */
+    /* asynchronous completion: cb for infer, raw_cb (+ raw_fn) for the other RPCs */
     op_mode_t mode;
     hlt_infer_callback cb;
+    client_async_cb raw_cb;
+    void (*raw_fn)(void);
     void *user;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -512,7 +514,10 @@ static void async_finalize(call_op_t *op)
     if (op->next)
         op->next->prev = op->prev;
     pthread_mutex_unlock(&c->mu);
-    if (op->mode == MODE_CALLBACK) {
+    if (op->mode == MODE_CALLBACK && op->raw_cb) {
+        grpc_slice resp = op->has_response ? op->response : grpc_empty_slice();
+        op->raw_cb(op->st, resp, op->st == HLT_OK ? "" : op->msg, op->raw_fn, op->user);
+    } else if (op->mode == MODE_CALLBACK) {
         hlt_infer_result_t *res = op->result;
         op->result = NULL;
         op->cb(op->st, res, op->st == HLT_OK ? "" : op->msg, op->user);
@@ -626,7 +631,7 @@ hlt_status hlt_client_infer(hlt_client_t *c, const hlt_infer_request_t *req,
 {
     *result = NULL;
     grpc_slice msg;
-    int64_t deadline;
+    int64_t deadline = 0;
     hlt_status st = encode_infer(c, req, &msg, &deadline, err, errlen);
     if (st) {
         atomic_fetch_add(&c->calls, 1);
@@ -649,34 +654,26 @@ hlt_status hlt_client_infer(hlt_client_t *c, const hlt_infer_request_t *req,
     return st;
 }
 
-hlt_status hlt_client_infer_async(hlt_client_t *c, const hlt_infer_request_t *req,
-                                  hlt_infer_callback callback, void *user_data,
-                                  hlt_infer_handle_t **handle, char *err, size_t errlen)
+/* Shared by every asynchronous call: registers op (already op_init'ed with its request) in the
+ * client's list, starts the completion thread if needed, and starts the first attempt. `msg`
+ * moves into the call on every path. */
+static hlt_status async_submit(hlt_client_t *c, const char *method, grpc_slice msg,
+                               int64_t deadline, bool is_infer, hlt_infer_callback callback,
+                               client_async_cb raw_cb, void (*raw_fn)(void), void *user_data,
+                               hlt_infer_handle_t **handle, char *err, size_t errlen)
 {
-    if (handle)
-        *handle = NULL;
-    if (!callback == !handle)
-        return client_fail(HLT_INVALID_ARGUMENT, err, errlen,
-                           "hlt_client_infer_async needs exactly one of a callback and a "
-                           "handle");
-    grpc_slice msg;
-    int64_t deadline;
-    atomic_fetch_add(&c->calls, 1);
-    hlt_status st = encode_infer(c, req, &msg, &deadline, err, errlen);
-    if (st) {
-        atomic_fetch_add(&c->failures, 1);
-        return st;
-    }
     call_op_t *op = calloc(1, sizeof *op);
     if (!op) {
         grpc_slice_unref(msg);
         atomic_fetch_add(&c->failures, 1);
         return client_fail(HLT_RESOURCE_EXHAUSTED, err, errlen, "out of memory");
     }
-    op_init(op, c, HLT_RPC("ModelInfer"), msg, deadline);
-    op->is_infer = true;
-    op->mode = callback ? MODE_CALLBACK : MODE_HANDLE;
+    op_init(op, c, method, msg, deadline);
+    op->is_infer = is_infer;
+    op->mode = callback || raw_cb ? MODE_CALLBACK : MODE_HANDLE;
     op->cb = callback;
+    op->raw_cb = raw_cb;
+    op->raw_fn = raw_fn;
     op->user = user_data;
     pthread_mutex_init(&op->mu, NULL);
     pthread_condattr_t ca;
@@ -714,7 +711,7 @@ hlt_status hlt_client_infer_async(hlt_client_t *c, const hlt_infer_request_t *re
         *handle = op; /* the user's reference keeps op alive past a fast completion */
     if (!attempt_start(op, c->cq)) {
         /* Nothing was sent: report here, as documented, and not later. */
-        st = op->st;
+        hlt_status st = op->st;
         copy_msg(err, errlen, op->msg);
         op->mode = MODE_HANDLE; /* no callback for a call that never started */
         async_finalize(op);
@@ -725,6 +722,57 @@ hlt_status hlt_client_infer_async(hlt_client_t *c, const hlt_infer_request_t *re
         return st;
     }
     return HLT_OK;
+}
+
+hlt_status hlt_client_infer_async(hlt_client_t *c, const hlt_infer_request_t *req,
+                                  hlt_infer_callback callback, void *user_data,
+                                  hlt_infer_handle_t **handle, char *err, size_t errlen)
+{
+    if (handle)
+        *handle = NULL;
+    if (!callback == !handle)
+        return client_fail(HLT_INVALID_ARGUMENT, err, errlen,
+                           "hlt_client_infer_async needs exactly one of a callback and a "
+                           "handle");
+    grpc_slice msg;
+    int64_t deadline = 0;
+    atomic_fetch_add(&c->calls, 1);
+    hlt_status st = encode_infer(c, req, &msg, &deadline, err, errlen);
+    if (st) {
+        atomic_fetch_add(&c->failures, 1);
+        return st;
+    }
+    return async_submit(c, HLT_RPC("ModelInfer"), msg, deadline, true, callback, NULL, NULL,
+                        user_data, handle, err, errlen);
+}
+
+hlt_status client_unary_async(hlt_client_t *c, const char *method, grpc_slice request,
+                              client_async_cb cb, void (*fn)(void), void *user,
+                              hlt_infer_handle_t **handle, char *err, size_t errlen)
+{
+    if (handle)
+        *handle = NULL;
+    atomic_fetch_add(&c->calls, 1);
+    int64_t deadline = deadline_after(now_ns(), c->timeout_ms);
+    return async_submit(c, method, request, deadline, false, NULL, cb, fn, user, handle, err,
+                        errlen);
+}
+
+hlt_status client_handle_response(hlt_infer_handle_t *h, grpc_slice *response, char *err,
+                                  size_t errlen)
+{
+    pthread_mutex_lock(&h->mu);
+    hlt_status st;
+    if (!h->done) {
+        st = client_fail(HLT_FAILED_PRECONDITION, err, errlen, "the call is still in flight");
+    } else {
+        st = h->st;
+        copy_msg(err, errlen, h->msg);
+        if (st == HLT_OK)
+            *response = h->has_response ? grpc_slice_ref(h->response) : grpc_empty_slice();
+    }
+    pthread_mutex_unlock(&h->mu);
+    return st;
 }
 
 bool hlt_infer_poll(hlt_infer_handle_t *h)

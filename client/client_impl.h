@@ -20,6 +20,28 @@
 hlt_status client_unary(hlt_client_t *c, const char *method, grpc_slice request,
                         grpc_slice *response, char *err, size_t errlen);
 
+/* Completion of an asynchronous unary call other than ModelInfer, on the client's completion
+ * thread: `response` (the whole response message; empty unless st is HLT_OK) and `message`
+ * ("" on success) are borrowed for the duration of the call; `fn` and `user` are what the
+ * submitter passed (fn: the public callback, cast back by the caller's module). */
+typedef void (*client_async_cb)(hlt_status st, grpc_slice response, const char *message,
+                                void (*fn)(void), void *user);
+
+/* Starts one unary RPC asynchronously, with the client's default deadline, retries and
+ * fail-over (re-issued by the completion thread), reported either to cb (handle NULL) or
+ * through *handle (cb NULL; read it with client_handle_response). `request` moves into the call
+ * on every path. Errors found before sending are returned here and nothing is reported later.
+ * Thread-safe. */
+hlt_status client_unary_async(hlt_client_t *c, const char *method, grpc_slice request,
+                              client_async_cb cb, void (*fn)(void), void *user,
+                              hlt_infer_handle_t **handle, char *err, size_t errlen);
+
+/* The outcome of a completed asynchronous unary call: its status (message in err) and, on
+ * HLT_OK, a new reference to its response message (grpc_slice_unref it). FAILED_PRECONDITION
+ * while the call is in flight. Thread-safe. */
+hlt_status client_handle_response(hlt_infer_handle_t *h, grpc_slice *response, char *err,
+                                  size_t errlen);
+
 /* snprintf into a caller's error buffer (NULL / 0 allowed); returns st. */
 hlt_status client_fail(hlt_status st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

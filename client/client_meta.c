@@ -56,6 +56,58 @@ hlt_status hlt_client_server_live(hlt_client_t *c, bool *live, char *err, size_t
     return HLT_OK;
 }
 
+/* ServerLiveResponse{live = 1 (bool)}; a missing field is false, as in protobuf. */
+static hlt_status parse_live(grpc_slice resp, bool *live, char *err, size_t errlen)
+{
+    Inference__ServerLiveResponse *m = inference__server_live_response__unpack(
+        NULL, GRPC_SLICE_LENGTH(resp), GRPC_SLICE_START_PTR(resp));
+    if (!m)
+        return client_fail(HLT_INTERNAL, err, errlen,
+                           "malformed ServerLiveResponse from the server: not a valid protobuf "
+                           "message");
+    *live = m->live;
+    inference__server_live_response__free_unpacked(m, NULL);
+    return HLT_OK;
+}
+
+static void live_done(hlt_status st, grpc_slice resp, const char *message, void (*fn)(void),
+                      void *user)
+{
+    bool live = false;
+    char err[256];
+    if (st == HLT_OK && (st = parse_live(resp, &live, err, sizeof err)) != HLT_OK)
+        message = err;
+    ((hlt_live_callback)fn)(st, live, message, user);
+}
+
+hlt_status hlt_client_server_live_async(hlt_client_t *c, hlt_live_callback callback,
+                                        void *user_data, hlt_infer_handle_t **handle, char *err,
+                                        size_t errlen)
+{
+    if (handle)
+        *handle = NULL;
+    if (!callback == !handle)
+        return client_fail(HLT_INVALID_ARGUMENT, err, errlen,
+                           "hlt_client_server_live_async needs exactly one of a callback and a "
+                           "handle");
+    /* ServerLiveRequest has no fields: the message is empty. */
+    return client_unary_async(c, HLT_RPC("ServerLive"), grpc_empty_slice(),
+                              callback ? live_done : NULL, (void (*)(void))callback, user_data,
+                              handle, err, errlen);
+}
+
+hlt_status hlt_live_handle_result(hlt_infer_handle_t *h, bool *live, char *err, size_t errlen)
+{
+    *live = false;
+    grpc_slice resp;
+    hlt_status st = client_handle_response(h, &resp, err, errlen);
+    if (st)
+        return st;
+    st = parse_live(resp, live, err, errlen);
+    grpc_slice_unref(resp);
+    return st;
+}
+
 hlt_status hlt_client_server_ready(hlt_client_t *c, bool *ready, char *err, size_t errlen)
 {
     Inference__ServerReadyRequest req = INFERENCE__SERVER_READY_REQUEST__INIT;

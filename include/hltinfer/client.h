@@ -125,6 +125,31 @@ void hlt_client_get_stats(const hlt_client_t *c, hlt_client_stats_t *out);
 hlt_status hlt_client_server_live(hlt_client_t *c, bool *live, char *err, size_t errlen);
 hlt_status hlt_client_server_ready(hlt_client_t *c, bool *ready, char *err, size_t errlen);
 
+/* Asynchronous ServerLive, in the completion style of hlt_client_infer_async (declared below):
+ * reported either to `callback` (then `handle` must be NULL) or through a handle (then
+ * `callback` must be NULL; poll / wait on it with hlt_infer_poll / hlt_infer_wait, read it
+ * with hlt_live_handle_result, release it with hlt_infer_handle_free). Uses the client's default
+ * deadline, retries and fail-over. Meant for health checks from an event loop and for measuring
+ * the transport floor (hltinfer-bench --mode live) with the same client path as inference.
+ * The callback runs on the client's completion thread with the same rules as
+ * hlt_infer_callback; `live` is meaningful only when status is HLT_OK; `message` is borrowed
+ * for the duration of the callback ("" on success). */
+typedef void (*hlt_live_callback)(hlt_status status, bool live, const char *message,
+                                  void *user_data);
+/* The handle of an asynchronous call: inference, or ServerLive here. */
+typedef struct hlt_infer_handle hlt_infer_handle_t;
+/* Errors found before sending (bad arguments, a client being destroyed) are returned here and
+ * then nothing is reported later. Ownership: user_data borrowed until the callback has run;
+ * *handle owned (hlt_infer_handle_free). Thread-safe. */
+hlt_status hlt_client_server_live_async(hlt_client_t *c, hlt_live_callback callback,
+                                        void *user_data, hlt_infer_handle_t **handle, char *err,
+                                        size_t errlen);
+/* Outcome of a completed hlt_client_server_live_async handle: its status (message in err) and,
+ * on HLT_OK, the server's answer in *live (caller storage). FAILED_PRECONDITION while the call
+ * is in flight. (hlt_infer_handle_result on such a handle gives the status and no result.)
+ * Thread-safe. */
+hlt_status hlt_live_handle_result(hlt_infer_handle_t *h, bool *live, char *err, size_t errlen);
+
 /* ModelReady. Servers differ on an unknown model: hltinfer answers ready = false, others
  * NOT_FOUND. Ownership: model and version borrowed. */
 hlt_status hlt_client_model_ready(hlt_client_t *c, const char *model, const char *version,
@@ -335,8 +360,6 @@ hlt_status hlt_client_infer(hlt_client_t *c, const hlt_infer_request_t *req,
  * of the callback ("" on success). */
 typedef void (*hlt_infer_callback)(hlt_status status, hlt_infer_result_t *result,
                                    const char *message, void *user_data);
-
-typedef struct hlt_infer_handle hlt_infer_handle_t;
 
 /* Asynchronous inference: encodes the request and returns at once; the call (and its retries,
  * which the completion thread re-issues) proceeds in the background. Completion is reported

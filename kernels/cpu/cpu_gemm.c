@@ -285,3 +285,14 @@ void cpu_blas_set_threads(int32_t n)
 {
     openblas_set_num_threads(n < 1 ? 1 : n);
 }
+
+cpu_gemm_path cpu_gemm_choose_packed(int64_t m, int64_t n, int64_t k)
+{
+    if (blas_state() == BLAS_UNUSABLE || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+        return CPU_GEMM_SMALL;
+    if (n > 0 && k > CPU_GEMM_PACK_MAX_KN / n)
+        return CPU_GEMM_BLAS; /* never packed */
+    if (cpu_gemm_isa() == CPU_ISA_BASELINE && m > SMALL_M)
+        return CPU_GEMM_BLAS; /* our portable C is no match for OpenBLAS's SSE kernels */
+    return CPU_GEMM_SMALL;
+}

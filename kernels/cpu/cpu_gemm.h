@@ -48,6 +48,60 @@ void cpu_sgemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                      int64_t ldc);
 
+/* ---- Packed-B kernel with a fused epilogue (cpu_gemm_packed.c) ----------------------------
+ *
+ * For dense layers: C[m, n] = act(A[m, k] * alpha op(B) + bias), where op(B) ([k, n]) is a
+ * constant the caller packs once with cpu_sgemm_pack and A has many rows. Register-blocked for
+ * AVX-512 and AVX2+FMA (chosen at run time), portable C elsewhere. No allocation; thread-safe;
+ * the packed buffer is read-only once written and may be shared between threads. */
+
+typedef enum cpu_act {
+    CPU_ACT_NONE = 0,
+    CPU_ACT_RELU,       /* x > 0 ? x : 0 (as cpu_relu_f32) */
+    CPU_ACT_LEAKY_RELU, /* x >= 0 ? x : alpha * x */
+    CPU_ACT_SIGMOID,    /* cpu_sigmoid_f32 */
+    CPU_ACT_TANH,       /* cpu_tanh_f32 */
+} cpu_act;
+
+typedef enum cpu_isa {
+    CPU_ISA_AUTO = 0, /* cpu_gemm_set_isa: the best this CPU has */
+    CPU_ISA_BASELINE = 1,
+    CPU_ISA_AVX2 = 2,   /* AVX2 + FMA (x86-64-v3) */
+    CPU_ISA_AVX512 = 3, /* AVX-512 F/VL/BW/DQ (x86-64-v4) */
+} cpu_isa;
+
+/* Floats a packed operand takes (a multiple of 16; allocate 64-byte aligned). */
+size_t cpu_sgemm_packed_floats(int64_t n, int64_t k);
+
+/* Packs alpha * op(B) (B [k, n], or [n, k] when trans_b, leading dim ldb) and bias ([n], or NULL
+ * for none) into packed (cpu_sgemm_packed_floats(n, k) floats). */
+void cpu_sgemm_pack(bool trans_b, int64_t n, int64_t k, float alpha, const float *b, int64_t ldb,
+                    const float *bias, float *packed);
+
+/* C[m, n] = act(A op(B) + bias) from a packed operand; A [m, k] row-major with leading dim lda,
+ * C with leading dim ldc (columns beyond n untouched); c must not overlap a. act_alpha is
+ * LeakyRelu's alpha. */
+void cpu_sgemm_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                      const float *packed, cpu_act act, float act_alpha, float *c, int64_t ldc);
+
+/* The epilogue alone, in place: C[m, n] = act(C + bias) (bias [n] or NULL). For layers that
+ * run through cblas_sgemm. */
+void cpu_bias_act_f32(int64_t m, int64_t n, const float *bias, cpu_act act, float act_alpha,
+                      float *c, int64_t ldc);
+
+/* Which kernel a layer with a packable constant B should use for m rows: CPU_GEMM_SMALL =
+ * cpu_sgemm_packed, CPU_GEMM_BLAS = cpu_sgemm + cpu_bias_act_f32 (see cpu_gemm.c). */
+cpu_gemm_path cpu_gemm_choose_packed(int64_t m, int64_t n, int64_t k);
+
+/* Largest k * n the engine packs (bigger layers always go to OpenBLAS). */
+#define CPU_GEMM_PACK_MAX_KN (INT64_C(1) << 18)
+
+/* ISA cpu_sgemm_packed runs; cpu_gemm_set_isa caps it (tests, benchmarks: CPU_ISA_AUTO lifts
+ * the cap) and returns the ISA now in use. Process-wide. */
+cpu_isa cpu_gemm_isa(void);
+cpu_isa cpu_gemm_set_isa(cpu_isa want);
+const char *cpu_isa_name(cpu_isa isa);
+
 /* OpenBLAS's kernel family for this process ("Zen", "Haswell", "SkylakeX", ...). Static string
  * owned by OpenBLAS. */
 const char *cpu_blas_corename(void);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "passes.h"
 #include "shape.h"
 
 hlt_status engine_errf(hlt_status st, char *err, size_t errlen, const char *fmt, ...)
@@ -434,6 +435,8 @@ hlt_status graph_finalize(engine_graph_t *g, char *err, size_t errlen)
     if (st != HLT_OK)
         goto done;
     if ((st = fold_constants(g, err, errlen)) != HLT_OK)
+        goto done;
+    if ((st = graph_fold_batchnorm(g, err, errlen)) != HLT_OK)
         goto done;
     if ((st = prune(g, err, errlen)) != HLT_OK)
         goto done;

@@ -122,7 +122,10 @@ hlt_status graph_add_node(engine_graph_t *g, const char *name, op_kind op, int32
                           int32_t n_out, int32_t *idx, char *err, size_t errlen);
 
 /* Load-time passes, in order: prune unused nodes, sort topologically, check dtypes, fold
- * constants, prune again, check inputs that must be constant, build the public descriptors.
+ * constants, fold BatchNormalization into the Gemm/MatMul before it (passes.c: rewrites that
+ * layer's constant inputs and drops the BN node, or turns it into an Add of a constant after a
+ * MatMul; only existing ops, same semantics), prune again, check inputs that must be constant,
+ * build the public descriptors.
  * Called once by the loader after every tensor and node is added. On failure the graph is left
  * for the caller to destroy. */
 hlt_status graph_finalize(engine_graph_t *g, char *err, size_t errlen);

@@ -290,3 +290,176 @@ Test(cpu_kernels, softmax_strided_matches_rows)
             for (int j = 0; j < 17; j++)
                 cr_assert_float_eq(y[(o * 9 + k) * 17 + j], yt[(o * 17 + j) * 9 + k], 1e-7);
 }
+
+/* ---- packed GEMM with the fused epilogue ---------------------------------------------------- */
+
+static double act_ref(cpu_act act, double x, float alpha)
+{
+    switch (act) {
+    case CPU_ACT_RELU:
+        return x > 0 ? x : 0;
+    case CPU_ACT_LEAKY_RELU:
+        return x >= 0 ? x : alpha * x;
+    case CPU_ACT_SIGMOID:
+        return 1.0 / (1.0 + exp(-x));
+    case CPU_ACT_TANH:
+        return tanh(x);
+    default:
+        return x;
+    }
+}
+
+/* One shape through pack + cpu_sgemm_packed with padded lda/ldc against float64; the padding
+ * of C must stay untouched. */
+static void check_packed(bool tb, int64_t m, int64_t n, int64_t k, float alpha, bool with_bias,
+                         cpu_act act)
+{
+    uint64_t s = (uint64_t)(m * 7919 + n * 104729 + k * 31 + tb * 7 + act);
+    const int64_t lda = k + 2, ldc = n + 3, ldb = (tb ? k : n) + 1, br = tb ? n : k;
+    float *a = malloc(sizeof(float) * (size_t)(m * lda + 1));
+    float *b = malloc(sizeof(float) * (size_t)(br * ldb + 1));
+    float *bias = malloc(sizeof(float) * (size_t)(n + 1));
+    float *c = malloc(sizeof(float) * (size_t)(m * ldc + 1));
+    float *got = malloc(sizeof(float) * (size_t)(m * n + 1));
+    double *ref = malloc(sizeof(double) * (size_t)(m * n + 1));
+    double *mag = malloc(sizeof(double) * (size_t)(m * n + 1));
+    float *pk = aligned_alloc(64, cpu_sgemm_packed_floats(n, k) * sizeof(float));
+    cr_assert(a && b && bias && c && got && ref && mag && pk);
+    tu_fill(&s, a, m * lda, -1, 1);
+    tu_fill(&s, b, br * ldb, -1, 1);
+    tu_fill(&s, bias, n, -1, 1);
+    for (int64_t i = 0; i < m * ldc; i++)
+        c[i] = NAN; /* every element of C is written, padding never */
+    cpu_sgemm_pack(tb, n, k, alpha, b, ldb, with_bias ? bias : NULL, pk);
+    cpu_sgemm_packed(m, n, k, a, lda, pk, act, 0.125f, c, ldc);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = with_bias ? bias[j] : 0.0, am = fabs(acc);
+            for (int64_t p = 0; p < k; p++) {
+                const double v = (double)a[i * lda + p] * alpha * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                acc += v;
+                am += fabs(v);
+            }
+            ref[i * n + j] = act_ref(act, acc, 0.125f);
+            mag[i * n + j] = am;
+            got[i * n + j] = c[i * ldc + j];
+        }
+    char what[128];
+    snprintf(what, sizeof what, "packed %s tB=%d m=%lld n=%lld k=%lld act=%d bias=%d",
+             cpu_isa_name(cpu_gemm_isa()), tb, (long long)m, (long long)n, (long long)k, act,
+             with_bias);
+    tu_close(what, got, ref, mag, m * n, TU_REL, TU_ABS);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = n; j < ldc; j++)
+            cr_assert(isnan(c[i * ldc + j]), "%s: padding (%lld,%lld) written", what,
+                      (long long)i, (long long)j);
+    free(a);
+    free(b);
+    free(bias);
+    free(c);
+    free(got);
+    free(ref);
+    free(mag);
+    free(pk);
+}
+
+Test(cpu_kernels, packed_gemm_matches_float64_on_every_isa)
+{
+    /* widths around every vector and half-vector boundary of 4, 8 and 16 lanes, the dots form
+     * (n <= 4), the 8-vector single-row panels, and the shapes of the bundled models */
+    static const int64_t ns[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  11, 12, 13,  15,  16,  17,
+                                 20, 23, 24, 25, 28, 31, 32, 33, 36, 40, 44, 47,  48,  56,  63,
+                                 64, 65, 72, 80, 96, 100, 112, 127, 128, 129, 136, 144, 200};
+    static const int64_t ms[] = {1, 2, 3, 5, 7, 8, 9, 13, 17, 25, 97, 100, 193};
+    static const int64_t ks[] = {0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 36, 64, 130};
+    static const cpu_act acts[] = {CPU_ACT_NONE, CPU_ACT_RELU, CPU_ACT_LEAKY_RELU,
+                                   CPU_ACT_SIGMOID, CPU_ACT_TANH};
+    const cpu_isa best = cpu_gemm_set_isa(CPU_ISA_AUTO);
+    for (int isa = CPU_ISA_BASELINE; isa <= (int)best; isa++) {
+        cr_assert_eq(cpu_gemm_set_isa((cpu_isa)isa), (cpu_isa)isa);
+        int q = 0;
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            for (int rep = 0; rep < 4; rep++, q++) {
+                const int64_t m = ms[(size_t)(q * 5 + rep) % (sizeof ms / sizeof ms[0])];
+                const int64_t k = ks[(size_t)(q * 3 + rep * 7) % (sizeof ks / sizeof ks[0])];
+                check_packed(q & 1, m, ns[i], k, rep == 3 ? -0.75f : 1.0f, rep != 2,
+                             acts[(size_t)q % 5]);
+            }
+        /* the bundled models' layers, and batch 1 and 2 */
+        static const int64_t layers[][2] = {{15, 36}, {36, 36}, {36, 1}, {64, 128},
+                                            {128, 64}, {64, 32},  {32, 5}};
+        for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++)
+            for (int64_t m = 1; m <= 3; m++) {
+                check_packed(true, m, layers[l][1], layers[l][0], 1.0f, true, CPU_ACT_RELU);
+                check_packed(false, m * 97, layers[l][1], layers[l][0], 1.0f, true, CPU_ACT_NONE);
+            }
+        check_packed(false, 0, 8, 8, 1.0f, true, CPU_ACT_RELU); /* no rows: nothing written */
+    }
+    cpu_gemm_set_isa(CPU_ISA_AUTO);
+}
+
+Test(cpu_kernels, packed_epilogue_special_values)
+{
+    /* ReLU maps NaN to 0 and LeakyRelu keeps it, as cpu_relu_f32 / cpu_leaky_relu_f32 do */
+    const float b[] = {1, 2, 3, 4, 5, 6, 7, 8, 9}; /* [9 x 1], NN: n = 1, k = 9 -> dots form */
+    const float a[] = {NAN, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const cpu_isa best = cpu_gemm_set_isa(CPU_ISA_AUTO);
+    for (int isa = CPU_ISA_BASELINE; isa <= (int)best; isa++) {
+        cpu_gemm_set_isa((cpu_isa)isa);
+        for (int64_t n = 1; n <= 40; n += 39) { /* dots form and row form */
+            float *w = calloc((size_t)(9 * n), sizeof(float));
+            float *pk = aligned_alloc(64, cpu_sgemm_packed_floats(n, 9) * sizeof(float));
+            float c[2 * 40];
+            for (int64_t p = 0; p < 9; p++)
+                w[p * n] = b[p];
+            cpu_sgemm_pack(false, n, 9, 1.0f, w, n, NULL, pk);
+            cpu_sgemm_packed(2, n, 9, a, 9, pk, CPU_ACT_RELU, 0.0f, c, n);
+            cr_assert_eq(c[0], 0.0f, "%s n=%lld: relu(NaN) = %g", cpu_isa_name((cpu_isa)isa),
+                         (long long)n, c[0]);
+            cr_assert_eq(c[n], 0.0f);
+            cpu_sgemm_packed(2, n, 9, a, 9, pk, CPU_ACT_LEAKY_RELU, 0.5f, c, n);
+            cr_assert(isnan(c[0]), "%s: leaky(NaN) = %g", cpu_isa_name((cpu_isa)isa), c[0]);
+            cr_assert_eq(c[n], -0.5f);
+            free(w);
+            free(pk);
+        }
+    }
+    cpu_gemm_set_isa(CPU_ISA_AUTO);
+}
+
+Test(cpu_kernels, bias_act_epilogue_matches_float64)
+{
+    uint64_t s = 11;
+    const int64_t m = 7, n = 37, ldc = 40;
+    float c0[7 * 40], c[7 * 40], bias[37], got[7 * 37];
+    double ref[7 * 37];
+    tu_fill(&s, c0, m * ldc, -3, 3);
+    tu_fill(&s, bias, n, -1, 1);
+    for (int act = CPU_ACT_NONE; act <= CPU_ACT_TANH; act++)
+        for (int wb = 0; wb < 2; wb++) {
+            memcpy(c, c0, sizeof c);
+            cpu_bias_act_f32(m, n, wb ? bias : NULL, (cpu_act)act, 0.2f, c, ldc);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    ref[i * n + j] =
+                        act_ref((cpu_act)act, (double)c0[i * ldc + j] + (wb ? bias[j] : 0.0f), 0.2f);
+                    got[i * n + j] = c[i * ldc + j];
+                }
+            tu_close("bias_act", got, ref, NULL, m * n, TU_REL, TU_ABS);
+            for (int64_t i = 0; i < m; i++)
+                cr_assert(memcmp(&c[i * ldc + n], &c0[i * ldc + n], 3 * sizeof(float)) == 0);
+        }
+}
+
+Test(cpu_kernels, packed_path_rule)
+{
+    /* packable layers take our kernel when it is vectorised; bigger ones OpenBLAS */
+    const bool usable = cpu_blas_usable();
+    const bool vec = cpu_gemm_isa() >= CPU_ISA_AVX2;
+    cr_assert_eq(cpu_gemm_choose_packed(16000, 36, 15), !usable || vec ? CPU_GEMM_SMALL : CPU_GEMM_BLAS);
+    cr_assert_eq(cpu_gemm_choose_packed(1, 128, 64), CPU_GEMM_SMALL);
+    cr_assert_eq(cpu_gemm_choose_packed(64, 1024, 1024), usable ? CPU_GEMM_BLAS : CPU_GEMM_SMALL);
+    cr_assert_geq(cpu_sgemm_packed_floats(36, 15), (size_t)(15 * 36 + 36));
+    cr_assert_eq(cpu_sgemm_packed_floats(36, 15) % 16, 0);
+    cr_assert_str_eq(cpu_isa_name(CPU_ISA_AVX2), "avx2");
+}

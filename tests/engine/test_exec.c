@@ -1,6 +1,8 @@
 /* Engine execution end to end: the exporter-style models in data/ against onnxruntime's
- * outputs (gen_test_models.py), plus the exec contract: prepare checks, prepare caching, buffer
- * sharing, misaligned caller buffers, run before prepare.
+ * outputs (gen_test_models.py) and the bundled models/ against their float64 references, plus
+ * the exec contract: prepare checks, prepare caching, buffer sharing, misaligned caller
+ * buffers, run before prepare; and the plan: fused layers and row-blocked chains against a
+ * float64 forward pass, one block of intermediates, no allocation in run.
  *
  * Tolerance against onnxruntime: |ours - ort| <= 1e-5 * |ort| + 1e-5 (absolute floor for
  * outputs near zero after cancellations; values are O(1)). INT64 outputs must match exactly. */
@@ -473,4 +475,287 @@ Test(exec, zero_batch_runs_and_writes_nothing)
     cr_assert_eq(out.dims[1], 4);
     free(o[0]);
     mb_free(m);
+}
+
+/* ---- fused layers and row-blocked chains ----------------------------------------------------- */
+
+#define MK0 13
+#define MH1 36
+#define MH2 20
+#define MH3 9
+#define MH4 5
+
+typedef struct mlp {
+    float w1[MH1 * MK0], c1[MH1], w2[MH1 * MH2], b2[MH2], w3[MH2 * MH3], w4[MH3 * MH4], b4[MH4];
+} mlp_t;
+
+/* x[N,13] -> Gemm(transB, C) -> LeakyRelu(0.1) [a1] -> MatMul -> Add -> Sigmoid
+ * -> Gemm(alpha 0.5, no C) -> Tanh -> MatMul -> Add [logits, output] -> Softmax [probs, output];
+ * side: also Relu(a1) as a third output (a1 then has two readers). */
+static mb_t *mlp_model(mlp_t *p, bool side)
+{
+    uint64_t s = 77;
+    tu_fill(&s, p->w1, MH1 * MK0, -0.5f, 0.5f);
+    tu_fill(&s, p->c1, MH1, -0.5f, 0.5f);
+    tu_fill(&s, p->w2, MH1 * MH2, -0.4f, 0.4f);
+    tu_fill(&s, p->b2, MH2, -0.5f, 0.5f);
+    tu_fill(&s, p->w3, MH2 * MH3, -1, 1);
+    tu_fill(&s, p->w4, MH3 * MH4, -1, 1);
+    tu_fill(&s, p->b4, MH4, -0.5f, 0.5f);
+    mb_t *m = mb_new(13);
+    const int64_t xd[] = {-1, MK0}, w1d[] = {MH1, MK0}, c1d[] = {MH1}, w2d[] = {MH1, MH2},
+                  b2d[] = {MH2}, w3d[] = {MH2, MH3}, w4d[] = {MH3, MH4}, b4d[] = {1, MH4},
+                  yd[] = {-1, MH4}, sd[] = {-1, MH1};
+    mb_input(m, "x", TU_FLOAT, 2, xd);
+    mb_init_f32(m, "w1", 2, w1d, p->w1, false);
+    mb_init_f32(m, "c1", 1, c1d, p->c1, false);
+    mb_init_f32(m, "w2", 2, w2d, p->w2, false);
+    mb_init_f32(m, "b2", 1, b2d, p->b2, false);
+    mb_init_f32(m, "w3", 2, w3d, p->w3, false);
+    mb_init_f32(m, "w4", 2, w4d, p->w4, false);
+    mb_init_f32(m, "b4", 2, b4d, p->b4, false);
+    mb_attr_int(mb_node(m, "Gemm", "fc1", "x,w1,c1", "h1"), "transB", 1);
+    mb_attr_float(mb_node(m, "LeakyRelu", "act1", "h1", "a1"), "alpha", 0.1f);
+    mb_node(m, "MatMul", "mm2", "a1,w2", "h2");
+    mb_node(m, "Add", "add2", "b2,h2", "s2");
+    mb_node(m, "Sigmoid", "act2", "s2", "a2");
+    mb_attr_float(mb_node(m, "Gemm", "fc3", "a2,w3", "h3"), "alpha", 0.5f);
+    mb_node(m, "Tanh", "act3", "h3", "a3");
+    mb_node(m, "MatMul", "mm4", "a3,w4", "h4");
+    mb_node(m, "Add", "add4", "h4,b4", "logits");
+    mb_node(m, "Softmax", "sm", "logits", "probs");
+    mb_output(m, "logits", TU_FLOAT, 2, yd);
+    mb_output(m, "probs", TU_FLOAT, 2, yd);
+    if (side) {
+        mb_node(m, "Relu", "side", "a1", "r1");
+        mb_output(m, "r1", TU_FLOAT, 2, sd);
+    }
+    return m;
+}
+
+/* float64 forward pass; mag: magnitude of the terms behind each logit (error scale). */
+static void mlp_ref(const mlp_t *p, const float *x, int64_t n, double *logits, double *lmag,
+                    double *probs, double *r1)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double a1[MH1], m1[MH1], a2[MH2], m2[MH2], a3[MH3], m3[MH3];
+        for (int j = 0; j < MH1; j++) {
+            double v = p->c1[j], mg = fabs(v);
+            for (int q = 0; q < MK0; q++) {
+                v += (double)x[i * MK0 + q] * p->w1[j * MK0 + q];
+                mg += fabs((double)x[i * MK0 + q] * p->w1[j * MK0 + q]);
+            }
+            a1[j] = v >= 0 ? v : 0.1 * v;
+            m1[j] = mg;
+            if (r1)
+                r1[i * MH1 + j] = a1[j] > 0 ? a1[j] : 0;
+        }
+        for (int j = 0; j < MH2; j++) {
+            double v = p->b2[j], mg = fabs(v);
+            for (int q = 0; q < MH1; q++) {
+                v += a1[q] * p->w2[q * MH2 + j];
+                mg += m1[q] * fabs(p->w2[q * MH2 + j]);
+            }
+            a2[j] = 1 / (1 + exp(-v));
+            m2[j] = mg;
+        }
+        for (int j = 0; j < MH3; j++) {
+            double v = 0, mg = 0;
+            for (int q = 0; q < MH2; q++) {
+                v += 0.5 * a2[q] * p->w3[q * MH3 + j];
+                mg += 0.5 * (a2[q] + m2[q]) * fabs(p->w3[q * MH3 + j]);
+            }
+            a3[j] = tanh(v);
+            m3[j] = mg;
+        }
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < MH4; j++) {
+            double v = p->b4[j], mg = fabs(v);
+            for (int q = 0; q < MH3; q++) {
+                v += a3[q] * p->w4[q * MH4 + j];
+                mg += (fabs(a3[q]) + m3[q]) * fabs(p->w4[q * MH4 + j]);
+            }
+            logits[i * MH4 + j] = v;
+            lmag[i * MH4 + j] = mg;
+            mx = v > mx ? v : mx;
+        }
+        for (int j = 0; j < MH4; j++)
+            sum += exp(logits[i * MH4 + j] - mx);
+        for (int j = 0; j < MH4; j++)
+            probs[i * MH4 + j] = exp(logits[i * MH4 + j] - mx) / sum;
+    }
+}
+
+static void check_mlp(bool side, int64_t n)
+{
+    mlp_t p;
+    mb_t *m = mlp_model(&p, side);
+    float *x = malloc(sizeof(float) * (size_t)(n * MK0 + 1));
+    uint64_t s = (uint64_t)n + 5;
+    tu_fill(&s, x, n * MK0, -2, 2);
+    double *logits = malloc(sizeof(double) * (size_t)(n * MH4 + 1));
+    double *lmag = malloc(sizeof(double) * (size_t)(n * MH4 + 1));
+    double *probs = malloc(sizeof(double) * (size_t)(n * MH4 + 1));
+    double *r1 = side ? malloc(sizeof(double) * (size_t)(n * MH1 + 1)) : NULL;
+    mlp_ref(&p, x, n, logits, lmag, probs, r1);
+    engine_shape_t in = {.rank = 2, .dims = {n, MK0}}, out[3];
+    const void *inp[] = {x};
+    void *o[3];
+    tu_run(m, &in, inp, out, o);
+    char what[96];
+    snprintf(what, sizeof what, "mlp side=%d N=%lld logits", side, (long long)n);
+    tu_close(what, o[0], logits, lmag, n * MH4, TU_REL, TU_ABS);
+    snprintf(what, sizeof what, "mlp side=%d N=%lld probs", side, (long long)n);
+    tu_close(what, o[1], probs, lmag, n * MH4, TU_REL, TU_ABS);
+    if (side) {
+        snprintf(what, sizeof what, "mlp N=%lld side output", (long long)n);
+        tu_close(what, o[2], r1, NULL, n * MH1, TU_REL, TU_ABS);
+        free(o[2]);
+    }
+    free(o[0]);
+    free(o[1]);
+    free(x);
+    free(logits);
+    free(lmag);
+    free(probs);
+    free(r1);
+    mb_free(m);
+}
+
+Test(exec, fused_layers_and_row_blocked_chains_match_float64)
+{
+    /* Every fused form (Gemm + C + LeakyRelu, Add(bias, MatMul) + Sigmoid, Gemm alpha + Tanh,
+     * MatMul + Add [1,n] into a graph output read by Softmax), unblocked (small N) and
+     * row-blocked (N above one block, including a partial last block), with and without an
+     * intermediate that something outside the chain also reads. */
+    static const int64_t ns[] = {1, 2, 7, 48, 300, 3001};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        check_mlp(false, ns[i]);
+        check_mlp(true, ns[i]);
+    }
+}
+
+Test(exec, row_blocked_chain_needs_one_block_of_intermediates)
+{
+    mlp_t p;
+    mb_t *m = mlp_model(&p, false);
+    engine_graph_t *g = load(m);
+    engine_exec_t *e = NULL;
+    char err[256];
+    cr_assert_eq(engine_exec_create(g, &e, err, sizeof err), HLT_OK, "%s", err);
+    const int64_t n = 20000;
+    engine_shape_t in = {.rank = 2, .dims = {n, MK0}}, out[2];
+    cr_assert_eq(engine_exec_prepare(e, &in, out, err, sizeof err), HLT_OK, "%s", err);
+    /* The 36-wide activations alone would take n * 36 * 4 bytes; blocked, the arena holds the
+     * two outputs (n x 5 each) and a few blocks. */
+    const size_t full = (size_t)n * MH1 * sizeof(float);
+    cr_assert_lt(exec_arena_bytes(e), full, "arena %zu", exec_arena_bytes(e));
+    float *x = malloc(sizeof(float) * (size_t)(n * MK0));
+    float *y0 = malloc(sizeof(float) * (size_t)(n * MH4)), *y1 = malloc(sizeof(float) * (size_t)(n * MH4));
+    uint64_t s = 9;
+    tu_fill(&s, x, n * MK0, -1, 1);
+    const void *inp[] = {x};
+    void *outp[] = {y0, y1};
+    const long before = engine_allocs;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(engine_exec_prepare(e, &in, out, err, sizeof err), HLT_OK);
+        cr_assert_eq(engine_exec_run(e, inp, outp, err, sizeof err), HLT_OK, "%s", err);
+    }
+    cr_assert_eq(engine_allocs, before, "%ld allocations in prepare(same shapes) + run",
+                 engine_allocs - before);
+    /* A misaligned input is copied into the arena first; its slot must survive the chain. */
+    unsigned char *xb = malloc(sizeof(float) * (size_t)(n * MK0) + 1);
+    memcpy(xb + 1, x, sizeof(float) * (size_t)(n * MK0));
+    float *z0 = malloc(sizeof(float) * (size_t)(n * MH4)), *z1 = malloc(sizeof(float) * (size_t)(n * MH4));
+    const void *inb[] = {xb + 1};
+    void *outb[] = {z0, z1};
+    cr_assert_eq(engine_exec_run(e, inb, outb, err, sizeof err), HLT_OK, "%s", err);
+    cr_assert_arr_eq(z0, y0, sizeof(float) * (size_t)(n * MH4));
+    cr_assert_arr_eq(z1, y1, sizeof(float) * (size_t)(n * MH4));
+    free(xb);
+    free(z0);
+    free(z1);
+    for (int64_t i = 0; i < n; i += 997) {
+        double sum = 0;
+        for (int j = 0; j < MH4; j++)
+            sum += y1[i * MH4 + j];
+        cr_assert_float_eq(sum, 1.0, 1e-5, "row %lld", (long long)i);
+    }
+    free(x);
+    free(y0);
+    free(y1);
+    engine_exec_destroy(e);
+    engine_graph_destroy(g);
+    mb_free(m);
+}
+
+/* ---- the bundled example models (models/) against their float64 references ----------------- */
+
+static void *read_model_file(const char *rel, size_t want)
+{
+    const char *root = getenv("HLT_SOURCE_ROOT");
+    cr_assert_not_null(root);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s", root, rel);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    void *buf = malloc(want + 1);
+    cr_assert_eq(fread(buf, 1, want + 1, f), want, "%s: unexpected size", path);
+    fclose(f);
+    return buf;
+}
+
+/* models/README.md: |ours - ref| <= 1e-6 S + 1e-5 |ref|, S = max(1, max |ref|). */
+static void check_bundled(const char *model, const char *cas, const char *in_name, int64_t cols,
+                          int64_t n, const char *const *outs, const int64_t *out_cols, int n_out)
+{
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/models/%s/1/model.onnx", getenv("HLT_SOURCE_ROOT"), model);
+    engine_graph_t *g = NULL;
+    cr_assert_eq(engine_graph_load_file(path, &g, err, sizeof err), HLT_OK, "%s", err);
+    engine_exec_t *e = NULL;
+    cr_assert_eq(engine_exec_create(g, &e, err, sizeof err), HLT_OK, "%s", err);
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/reference/%s.%s.bin", model, cas, in_name);
+    float *x = read_model_file(rel, (size_t)(n * cols) * sizeof(float));
+    engine_shape_t in = {.rank = 2, .dims = {n, cols}}, os[4];
+    cr_assert_eq(engine_exec_prepare(e, &in, os, err, sizeof err), HLT_OK, "%s", err);
+    void *y[4] = {0};
+    for (int i = 0; i < n_out; i++)
+        y[i] = malloc(sizeof(float) * (size_t)(n * out_cols[i]));
+    const void *inp[] = {x};
+    cr_assert_eq(engine_exec_run(e, inp, y, err, sizeof err), HLT_OK, "%s", err);
+    for (int i = 0; i < n_out; i++) {
+        const int64_t cnt = n * out_cols[i];
+        snprintf(rel, sizeof rel, "%s/reference/%s.%s.bin", model, cas, outs[i]);
+        float *ref = read_model_file(rel, (size_t)cnt * sizeof(float));
+        double *want = malloc(sizeof(double) * (size_t)cnt), scale = 1;
+        for (int64_t q = 0; q < cnt; q++) {
+            want[q] = ref[q];
+            scale = fabs(want[q]) > scale ? fabs(want[q]) : scale;
+        }
+        char what[128];
+        snprintf(what, sizeof what, "%s %s %s", model, cas, outs[i]);
+        tu_close(what, y[i], want, NULL, cnt, 1e-5, 1e-6 * scale);
+        free(ref);
+        free(want);
+        free(y[i]);
+    }
+    free(x);
+    engine_exec_destroy(e);
+    engine_graph_destroy(g);
+}
+
+Test(exec, bundled_models_match_their_references)
+{
+    const char *const facile_out[] = {"output"};
+    const int64_t facile_cols[] = {1};
+    check_bundled("facile", "n1", "input", 15, 1, facile_out, facile_cols, 1);
+    check_bundled("facile", "n7", "input", 15, 7, facile_out, facile_cols, 1);
+    check_bundled("facile", "n16000", "input", 15, 16000, facile_out, facile_cols, 1);
+    const char *const jet_out[] = {"probabilities", "logits"};
+    const int64_t jet_cols[] = {5, 5};
+    check_bundled("jet_tagger", "batch1", "jet_features", 64, 1, jet_out, jet_cols, 2);
+    check_bundled("jet_tagger", "batch3", "jet_features", 64, 3, jet_out, jet_cols, 2);
+    check_bundled("jet_tagger", "batch64", "jet_features", 64, 64, jet_out, jet_cols, 2);
 }
