@@ -16,6 +16,7 @@
 #include <grpc/grpc.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -259,6 +260,17 @@ static void ensure_blas_avx512(char **argv)
     /* exec failed: run on with the slower kernels */
 }
 
+/* Threads that exist before main blocks the signals (OpenBLAS starts its pool when the library
+ * loads) could take SIGTERM's default action and kill the process. Such a thread runs this
+ * handler instead, which forwards the signal to the main thread, where it stays pending for
+ * sigwait. */
+static pthread_t main_thread;
+
+static void forward_signal(int sig)
+{
+    pthread_kill(main_thread, sig);
+}
+
 static bool ready_cb(void *arg)
 {
     return frontend_server_ready(arg);
@@ -306,6 +318,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    main_thread = pthread_self();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     grpc_init();

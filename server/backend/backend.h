@@ -98,5 +98,11 @@ void backend_host_free(const backend_i *b, backend_instance_t *inst, void *p);
 
 /* Backends compiled into this binary (defined in their own modules). */
 extern const backend_i backend_cpu;
+#ifdef HLT_HAVE_OPENCL
+extern const backend_i backend_opencl;
+#endif
+#ifdef HLT_HAVE_XRT
+extern const backend_i backend_xrt;
+#endif
 
 #endif
