@@ -116,16 +116,20 @@ static void finish_fail(model_t *m, infer_job_t *job, hlt_status st, const char 
     complete_job(m, job, st, msg);
 }
 
-/* Grows an instance staging buffer. */
-static bool ensure(void **buf, size_t *cap, size_t need)
+/* Grows an instance staging buffer. Staging comes from the backend's host allocator (pinned
+ * memory for CUDA, so batched transfers run at full speed); contents need not survive. */
+static bool ensure(instance_t *inst, void **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return true;
-    void *p = realloc(*buf, need);
+    size_t grown = need + need / 4;
+    void *p = backend_host_alloc(inst->be, inst->bi, grown);
     if (!p)
         return false;
+    if (*buf)
+        backend_host_free(inst->be, inst->bi, *buf);
     *buf = p;
-    *cap = need;
+    *cap = grown;
     return true;
 }
 
@@ -192,7 +196,7 @@ static void run_batch(instance_t *inst, batch_t *b)
         }
         in_shapes[g].dims[0] = b->rows;
         size_t row_bytes = in->size / (size_t)j0->batch, off = 0;
-        if (!ensure(&inst->in_stage[g], &inst->in_cap[g], row_bytes * (size_t)b->rows)) {
+        if (!ensure(inst, &inst->in_stage[g], &inst->in_cap[g], row_bytes * (size_t)b->rows)) {
             fail_all(m, b, HLT_RESOURCE_EXHAUSTED, "out of memory for the batch inputs");
             return;
         }
@@ -222,7 +226,7 @@ static void run_batch(instance_t *inst, batch_t *b)
                 fail_all(m, b, HLT_INTERNAL, msg);
                 return;
             }
-            if (!ensure(&inst->out_stage[g], &inst->out_cap[g], bytes)) {
+            if (!ensure(inst, &inst->out_stage[g], &inst->out_cap[g], bytes)) {
                 fail_all(m, b, HLT_RESOURCE_EXHAUSTED, "out of memory for the batch outputs");
                 return;
             }
@@ -241,7 +245,7 @@ static void run_batch(instance_t *inst, batch_t *b)
         for (size_t g = 0; g < ng_out; g++)
             if (!out_ptrs[g])
                 need += tensor_bytes(m->io_out_dtype[g], &out_shapes[g]);
-        if (!ensure(&inst->scratch, &inst->scratch_size, need)) {
+        if (!ensure(inst, &inst->scratch, &inst->scratch_size, need)) {
             finish_fail(m, j0, HLT_RESOURCE_EXHAUSTED, "out of memory for unrequested outputs");
             return;
         }
@@ -487,13 +491,18 @@ static void model_free(model_t *m)
     model_retire(m);
     for (int i = 0; m->instances && i < m->n_instances; i++) {
         instance_t *inst = &m->instances[i];
-        if (inst->be)
-            inst->be->instance_destroy(inst->bi);
-        free(inst->scratch);
+        if (!inst->be)
+            continue;
+        /* staging first: it may belong to the instance's device context */
+        if (inst->scratch)
+            backend_host_free(inst->be, inst->bi, inst->scratch);
         for (int k = 0; k < HLT_MAX_IO; k++) {
-            free(inst->in_stage[k]);
-            free(inst->out_stage[k]);
+            if (inst->in_stage[k])
+                backend_host_free(inst->be, inst->bi, inst->in_stage[k]);
+            if (inst->out_stage[k])
+                backend_host_free(inst->be, inst->bi, inst->out_stage[k]);
         }
+        inst->be->instance_destroy(inst->bi);
     }
     free(m->instances);
     batcher_destroy(m->batcher);

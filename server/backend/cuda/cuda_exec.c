@@ -8,12 +8,14 @@
  *   2. copies the chunk's input rows from the caller's buffers into the slot's pinned staging,
  *   3. enqueues on the slot's stream: H2D copies, the plan's kernels (one CUDA graph launch),
  *      D2H copies into the staging, an event.
- * Streams are independent, so while chunk k uploads (a copy engine) chunk k-1 computes (the
- * SMs) and chunk k-2's results download (the other copy engine), and the host's staging
- * copies of chunk k+1 run meanwhile: the batch takes about the time of the slowest stage times
- * the number of chunks, plus one pass of the others to fill and drain the pipeline, instead of
- * the sum of all stages. Caller buffers already in pinned memory (backend host_alloc) skip the
- * staging copy and are moved by DMA directly.
+ * Streams are independent, so while chunk k uploads (one copy engine) chunk k-1 computes (the
+ * SMs) or downloads (the other copy engine), and the host stages the next chunk meanwhile; with
+ * S = 3, chunk k-2 can still be downloading too. The batch then takes about the time of the
+ * slowest stage times the number of chunks, plus one pass of the others to fill and drain the
+ * pipeline, instead of the sum of all stages. Each chunk also replays the whole graph, a fixed
+ * cost of launch latency, so few large chunks win (cuda_plan.c chooses; measurements in
+ * benchmarks/results/cuda_bench.md). Caller buffers already in pinned memory (backend
+ * host_alloc) skip the staging copy and are moved by DMA directly.
  *
  * Timing (backend_timing_t): upload_ns sums, over chunks, the host staging copy of the inputs
  * plus the H2D interval between CUDA events; compute_ns the kernel interval; download_ns the
