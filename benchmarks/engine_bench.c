@@ -21,6 +21,7 @@
  *                [--gemm]  (also: one layer, relu(A op(B) + bias), per shape through
  *                           cpu_sgemm_packed, cblas_sgemm and cpu_sgemm_small)
  *                [--wall]  (wall-clock time instead of the thread's CPU time)
+ *                [--isa avx512|avx2|baseline]  (cap the packed kernel's instruction set)
  *
  * Methodology: one warm-up pass, then S samples (default 15) of `iters` runs each, iters sized
  * so one sample lasts about T ms (default 4); a sample's time / iters is one observation; the
@@ -451,7 +452,7 @@ static void gemm_sweep(void)
                     snprintf(ratio, sizeof ratio, "%.2f", t[1] / t[0]);
 #ifdef CPU_GEMM_PACK_MAX_KN
                     snprintf(choose, sizeof choose, "%s",
-                             cpu_gemm_choose_packed(m, n, k) == CPU_GEMM_BLAS ? "blas" : "packed");
+                             cpu_gemm_choose_packed(tb, m, n, k) == CPU_GEMM_BLAS ? "blas" : "packed");
 #endif
                 }
                 printf("| %s | %lld | %lld | %lld | %s | %.2f | %.2f | %s | %s |\n", tb ? "NT" : "NN",
@@ -490,10 +491,19 @@ int main(int argc, char **argv)
             sweep = true;
         else if (strcmp(argv[i], "--wall") == 0)
             g_wall = true;
+#ifdef CPU_GEMM_PACK_MAX_KN
+        else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            cpu_gemm_set_isa(strcmp(v, "avx512") == 0 ? CPU_ISA_AVX512
+                             : strcmp(v, "avx2") == 0 ? CPU_ISA_AVX2
+                             : strcmp(v, "baseline") == 0 ? CPU_ISA_BASELINE
+                                                          : CPU_ISA_AUTO);
+        }
+#endif
         else {
             fprintf(stderr,
                     "usage: %s [--models DIR] [--python PATH | --no-ort] [--samples S] "
-                    "[--target-ms T] [--gemm] [--wall]\n",
+                    "[--target-ms T] [--gemm] [--wall] [--isa avx512|avx2|baseline]\n",
                     argv[0]);
             return 2;
         }
@@ -513,8 +523,15 @@ int main(int argc, char **argv)
 
     char blas_msg[256];
     cpu_blas_check(blas_msg, sizeof blas_msg);
+#ifdef CPU_GEMM_PACK_MAX_KN
+    printf("# engine_bench: %s; packed kernel %s; cpu %d; %d samples of ~%g ms %s time, "
+           "median\n\n",
+           blas_msg, cpu_isa_name(cpu_gemm_isa()), cpu, g_samples, g_target_ms,
+           g_wall ? "wall" : "thread CPU");
+#else
     printf("# engine_bench: %s; cpu %d; %d samples of ~%g ms %s time, median\n\n", blas_msg,
            cpu, g_samples, g_target_ms, g_wall ? "wall" : "thread CPU");
+#endif
     printf("| model | N | engine us | ns/row | GFLOP/s | blas-only us | GFLOP/s | ort us | "
            "engine/blas | engine/ort |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

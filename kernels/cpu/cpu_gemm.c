@@ -1,4 +1,4 @@
-/* cpu_gemm: sgemm dispatch between OpenBLAS and our small-matrix kernel.
+/* cpu_gemm: sgemm dispatch between OpenBLAS and our small-matrix kernels.
  *
  * Which path runs when (cpu_gemm_choose), from measurements (1 thread, time(OpenBLAS) /
  * time(ours), > 1 means ours is faster; n = k):
@@ -25,7 +25,36 @@
  * Our kernel: row-major, no packing, no allocation. NN and TN are row updates
  * (c_i += a_ip * b_p, four p at a time) that vectorise along n; NT is four dot products at a
  * time with 16 independent partial sums (so GCC vectorises without reassociating) that
- * vectorise along k. Each is multi-versioned (cpu_target.h). */
+ * vectorise along k. Each is multi-versioned (cpu_target.h).
+ *
+ * Layers with a constant B (the engine's Gemm/MatMul with weights; cpu_gemm_choose_packed):
+ * the packed kernel of cpu_gemm_packed.c with its fused bias + activation, against
+ * cblas_sgemm followed by cpu_bias_act_f32 (what the engine would run instead). Measured with
+ * `hltinfer-engine-bench --gemm` (C = relu(A op(B) + bias), 1 thread, thread CPU time),
+ * time(OpenBLAS + epilogue) / time(packed), > 1 means packed is faster:
+ *
+ *   AMD EPYC (Zen 1, AVX2), OpenBLAS 0.3.21 "Zen"        Xeon (AVX-512), OpenBLAS 0.3.26 "Cooperlake"
+ *     k x n      m=1   2    4    16   64   1024 16000      m=1   2    4    16   64   1024 16000
+ *   NT 15x36     5.2  4.4  2.8  2.1  2.0  1.9  2.5         11.7 9.2  7.7  3.8  2.5  2.4  2.4
+ *   NT 36x36     4.7  2.5  2.3  1.9  1.9  1.7  1.8         2.3  2.2  2.1  4.0  2.0  1.7  1.7
+ *   NT 36x1      3.3  2.7  4.2  4.0  4.3  3.0  2.8         1.1  1.2  1.4  2.0  2.0  1.8  3.4
+ *   NN 64x128    4.4  2.7  1.8  1.5  1.4  1.4  1.3         1.4  0.98 0.71 0.92 1.2  1.5  1.6
+ *   NN 128x64    5.9  2.9  1.8  1.4  1.3  1.4  1.3         1.1  0.70 0.46 0.87 1.0  1.4  1.3
+ *   NN 64x32     6.1  3.8  1.5  1.5  1.4  1.3  1.4         1.4  0.91 0.79 0.95 1.1  1.8  1.3
+ *   NN 32x5      4.2  2.9  2.0  2.4  2.1  1.8  1.8         2.2  1.8  1.4  2.0  2.0  2.0  2.4
+ *   NN 256x256   4.8  2.6  2.1  1.5  1.3  1.2  1.2         0.94 0.56 0.39 1.4  1.2  1.1  1.1
+ *   NT 512x512   4.7  2.5  2.0  2.3  1.3  0.84  -          0.89 0.52 2.5  1.5  1.3  1.1   -
+ *   NN 512x512   3.8  1.9  1.5  1.0  0.88 0.86  -          1.1  0.58 1.5  1.3  1.1  1.1   -
+ *
+ *  - k * n > CPU_GEMM_PACK_MAX_KN (512 x 512): OpenBLAS; the engine does not pack those.
+ *  - k * n > 64K and m > 16: OpenBLAS. Our kernel does not block k, so its B panel leaves L1
+ *    beyond k ~ 300, where OpenBLAS's cache blocking starts to win (512 x 512 above).
+ *  - no AVX2 (portable C kernel): OpenBLAS for m > 2.
+ *  - OpenBLAS on an AVX-512 core: its small-matrix kernels win for NN with 2 <= m <= 16 and
+ *    k * n >= 2048, and for 2 <= m <= 4 and k * n >= 64K; OpenBLAS there.
+ *  - everything else: the packed kernel. On the AVX2 host it wins every other measured shape,
+ *    by 1.2x (256 x 256) to 5x (batch 1); 2-2.5x on the thin FACILE layers, whose B OpenBLAS
+ *    packs again on every call and whose 36 columns fit none of its tiles. */
 #include "cpu_gemm.h"
 
 #include "cpu_target.h"
@@ -286,13 +315,20 @@ void cpu_blas_set_threads(int32_t n)
     openblas_set_num_threads(n < 1 ? 1 : n);
 }
 
-cpu_gemm_path cpu_gemm_choose_packed(int64_t m, int64_t n, int64_t k)
+cpu_gemm_path cpu_gemm_choose_packed(bool trans_b, int64_t m, int64_t n, int64_t k)
 {
-    if (blas_state() == BLAS_UNUSABLE || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+    const int st = blas_state();
+    if (st == BLAS_UNUSABLE || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
         return CPU_GEMM_SMALL;
     if (n > 0 && k > CPU_GEMM_PACK_MAX_KN / n)
         return CPU_GEMM_BLAS; /* never packed */
-    if (cpu_gemm_isa() == CPU_ISA_BASELINE && m > SMALL_M)
-        return CPU_GEMM_BLAS; /* our portable C is no match for OpenBLAS's SSE kernels */
+    if (n * k > 65536 && m > 16)
+        return CPU_GEMM_BLAS; /* B beyond L1 at some point: OpenBLAS's blocking wins */
+    if (cpu_gemm_isa() == CPU_ISA_BASELINE)
+        return m > SMALL_M ? CPU_GEMM_BLAS : CPU_GEMM_SMALL; /* portable C: OpenBLAS's SSE wins */
+    /* OpenBLAS's AVX-512 small-matrix kernels beat a few rows of ours on wide NN layers */
+    if (st == BLAS_OK_AVX512 && m >= 2 && ((!trans_b && m <= 16 && n * k >= 2048) ||
+                                           (m <= 4 && n * k >= 65536)))
+        return CPU_GEMM_BLAS;
     return CPU_GEMM_SMALL;
 }

@@ -1,9 +1,12 @@
 /* cpu_gemm: single-precision matrix multiply for the CPU backend, and the OpenBLAS facts the
  * server reports.
  *
- * Owns the choice between OpenBLAS's cblas_sgemm and our own small-matrix kernel. Called by the
- * engine's Gemm and MatMul ops (server/engine/ops_math.c) and by the server at start-up to log
- * which BLAS kernels run.
+ * Owns the choice between OpenBLAS's cblas_sgemm and our own kernels: cpu_sgemm (any operands;
+ * our unpacked small-matrix kernel for batch 1-2) and, for dense layers with a constant weight,
+ * cpu_sgemm_packed (cpu_gemm_packed.c: weight packed once, register-blocked AVX-512/AVX2 tiles,
+ * bias + activation fused). Called by the engine's execution plan (server/engine/exec.c) for
+ * its layers, by its Gemm and MatMul ops (server/engine/ops_math.c) for everything else, and by
+ * the server at start-up to log which BLAS kernels run.
  *
  * OpenBLAS on this project's hosts (Debian 12, OpenBLAS 0.3.21, DYNAMIC_ARCH) does not know
  * recent CPUs: on AMD Zen 5 it picks its Zen/Haswell (AVX2) kernels, on a Sapphire-Rapids-class
@@ -89,9 +92,10 @@ void cpu_sgemm_packed(int64_t m, int64_t n, int64_t k, const float *a, int64_t l
 void cpu_bias_act_f32(int64_t m, int64_t n, const float *bias, cpu_act act, float act_alpha,
                       float *c, int64_t ldc);
 
-/* Which kernel a layer with a packable constant B should use for m rows: CPU_GEMM_SMALL =
- * cpu_sgemm_packed, CPU_GEMM_BLAS = cpu_sgemm + cpu_bias_act_f32 (see cpu_gemm.c). */
-cpu_gemm_path cpu_gemm_choose_packed(int64_t m, int64_t n, int64_t k);
+/* Which kernel a layer C[m, n] = A[m, k] op(B) (+ epilogue) with a constant B should use:
+ * CPU_GEMM_SMALL = cpu_sgemm_packed, CPU_GEMM_BLAS = cpu_sgemm + cpu_bias_act_f32 (measurements
+ * in cpu_gemm.c). BLAS whenever k * n > CPU_GEMM_PACK_MAX_KN (the engine does not pack those). */
+cpu_gemm_path cpu_gemm_choose_packed(bool trans_b, int64_t m, int64_t n, int64_t k);
 
 /* Largest k * n the engine packs (bigger layers always go to OpenBLAS). */
 #define CPU_GEMM_PACK_MAX_KN (INT64_C(1) << 18)

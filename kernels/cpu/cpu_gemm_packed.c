@@ -199,7 +199,7 @@ PK_AVX2 static inline void pk_store_part_avx2(float *p, __m256 v, int cnt)
         cnt -= 4;
     }
     if (cnt >= 2) {
-        _mm_storel_pi((__m64 *)(void *)p, x);
+        _mm_storel_epi64((__m128i_u *)(void *)p, _mm_castps_si128(x));
         x = _mm_movehl_ps(x, x);
         p += 2;
         cnt -= 2;
@@ -211,7 +211,7 @@ PK_AVX2 static inline void pk_store_part_avx2(float *p, __m256 v, int cnt)
 PK_AVX2 static inline void pk_store_part_sse(float *p, __m128 x, int cnt)
 {
     if (cnt >= 2) {
-        _mm_storel_pi((__m64 *)(void *)p, x);
+        _mm_storel_epi64((__m128i_u *)(void *)p, _mm_castps_si128(x));
         x = _mm_movehl_ps(x, x);
         p += 2;
         cnt -= 2;
@@ -288,9 +288,9 @@ PK_AVX2 static inline __m128 pk_load_part_sse(const float *p, int t)
     case 1:
         return _mm_load_ss(p);
     case 2:
-        return _mm_castpd_ps(_mm_load_sd((const double *)(const void *)p));
+        return _mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)(const void *)p));
     case 3:
-        return _mm_movelh_ps(_mm_castpd_ps(_mm_load_sd((const double *)(const void *)p)),
+        return _mm_movelh_ps(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)(const void *)p)),
                              _mm_load_ss(p + 2));
     default:
         return _mm_setzero_ps();

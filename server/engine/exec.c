@@ -49,7 +49,7 @@
 #define ALIGN 64
 #define NO_SLOT SIZE_MAX
 /* Bytes of activations (input row + every step's output row, times the rows) per row block. */
-#define SEG_BYTES (96 * 1024)
+#define SEG_BYTES (256 * 1024)
 /* Row blocks are a multiple of this (every tile height of cpu_sgemm_packed divides it). */
 #define SEG_ROW_QUANTUM 48
 /* Rows per cblas_sgemm call of a layer on the BLAS path, so its epilogue finds C in cache. */
@@ -524,13 +524,14 @@ static void plan_steps(engine_exec_t *e)
         for (int32_t q = s; q < t; q++)
             row_bytes += e->steps[q].ycols;
         row_bytes *= (int64_t)sizeof(float);
-        static long seg_bytes_dbg = -1;
-        if (seg_bytes_dbg < 0)
-            seg_bytes_dbg = getenv("HLT_SEG_BYTES") ? atol(getenv("HLT_SEG_BYTES")) : SEG_BYTES;
-        int64_t block = row_bytes > 0 ? seg_bytes_dbg / row_bytes : 0;
-        block = block / SEG_ROW_QUANTUM * SEG_ROW_QUANTUM;
-        if (block < SEG_ROW_QUANTUM)
-            block = SEG_ROW_QUANTUM;
+        int64_t block = row_bytes > 0 ? SEG_BYTES / row_bytes : 0;
+        block = block < SEG_ROW_QUANTUM ? SEG_ROW_QUANTUM : block;
+        if (t - s >= 2 && st->rows > block) {
+            /* equal blocks, so that the last one is not a sliver */
+            const int64_t nblk = (st->rows + block - 1) / block;
+            block = (st->rows + nblk - 1) / nblk;
+            block = (block + SEG_ROW_QUANTUM - 1) / SEG_ROW_QUANTUM * SEG_ROW_QUANTUM;
+        }
         if (t - s >= 2 && st->rows > block) {
             st->seg_last = t - 1;
             st->seg_rows = block;
@@ -546,7 +547,8 @@ static void plan_steps(engine_exec_t *e)
             if (sq->kind != STEP_LAYER)
                 continue;
             const layer_t *L = &e->layers[sq->idx];
-            sq->packed = L->packed && cpu_gemm_choose_packed(m, L->n, L->k) == CPU_GEMM_SMALL;
+            sq->packed =
+                L->packed && cpu_gemm_choose_packed(L->trans_b, m, L->n, L->k) == CPU_GEMM_SMALL;
         }
         s = last;
     }

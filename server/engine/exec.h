@@ -1,11 +1,16 @@
 /* exec: per-instance execution state for a loaded graph (implements engine_exec_* of engine.h).
  *
- * Owns one scratch arena per engine_exec_t, sized at engine_exec_prepare from the resolved
- * shapes: every intermediate tensor, every node's workspace and a landing slot per graph input
- * get an offset, and buffers whose live ranges (first write .. last read, in node order) do not
- * overlap share bytes. Reshape/Flatten/Squeeze/Unsqueeze/Identity outputs alias their input and
- * extend its live range instead of taking space. engine_exec_run then only walks the nodes:
- * it never allocates, so a server worker's latency does not depend on malloc.
+ * Owns the CPU execution plan of one engine_exec_t: at create, each Gemm/MatMul with a constant
+ * weight becomes a fused layer (weight packed once for cpu_sgemm_packed; a following bias Add
+ * and activation folded into the kernel's epilogue); at prepare, the steps, the row-blocked
+ * chains of layers (run block by block of rows so intermediates stay in cache) and one scratch
+ * arena sized from the resolved shapes: every intermediate tensor, every node's workspace and a
+ * landing slot per graph input get an offset, and buffers whose live ranges (first write ..
+ * last read, in step order) do not overlap share bytes. Reshape/Flatten/Squeeze/Unsqueeze/
+ * Identity outputs alias their input and extend its live range instead of taking space.
+ * engine_exec_run then only walks the steps: it never allocates, so a server worker's latency
+ * does not depend on malloc. The plan is private to the CPU engine: the graph IR other backends
+ * read is not changed by it.
  *
  * Called by the server's CPU backend instance worker: create once per instance, prepare when the
  * batch shape changes (a repeated prepare with the same shapes returns at once), run per batch.

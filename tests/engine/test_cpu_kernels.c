@@ -194,7 +194,9 @@ Test(cpu_kernels, gemm_path_rule_and_blas_report)
     cr_assert_eq(cpu_gemm_choose(false, true, 1, 1024, 1024), CPU_GEMM_SMALL);
     cr_assert_eq(cpu_gemm_choose(false, false, 2, 1024, 1024), CPU_GEMM_SMALL);
     /* small ones: ours unless OpenBLAS runs AVX-512 kernels (which have small-matrix paths) */
-    const bool avx512_core = cpu_blas_usable() && strncmp(core, "SkylakeX", 8) == 0;
+    const bool avx512_core = cpu_blas_usable() && (strncmp(core, "SkylakeX", 8) == 0 ||
+                                                   strncmp(core, "Cooperlake", 10) == 0 ||
+                                                   strncmp(core, "SapphireRapids", 14) == 0);
     cr_assert_eq(cpu_gemm_choose(false, false, 2, 64, 64),
                  avx512_core ? CPU_GEMM_BLAS : CPU_GEMM_SMALL);
     cr_assert_eq(cpu_gemm_choose(false, true, 64, 64, 64),
@@ -456,9 +458,13 @@ Test(cpu_kernels, packed_path_rule)
     /* packable layers take our kernel when it is vectorised; bigger ones OpenBLAS */
     const bool usable = cpu_blas_usable();
     const bool vec = cpu_gemm_isa() >= CPU_ISA_AVX2;
-    cr_assert_eq(cpu_gemm_choose_packed(16000, 36, 15), !usable || vec ? CPU_GEMM_SMALL : CPU_GEMM_BLAS);
-    cr_assert_eq(cpu_gemm_choose_packed(1, 128, 64), CPU_GEMM_SMALL);
-    cr_assert_eq(cpu_gemm_choose_packed(64, 1024, 1024), usable ? CPU_GEMM_BLAS : CPU_GEMM_SMALL);
+    cr_assert_eq(cpu_gemm_choose_packed(true, 16000, 36, 15),
+                 !usable || vec ? CPU_GEMM_SMALL : CPU_GEMM_BLAS);
+    cr_assert_eq(cpu_gemm_choose_packed(false, 1024, 64, 128),
+                 !usable || vec ? CPU_GEMM_SMALL : CPU_GEMM_BLAS);
+    cr_assert_eq(cpu_gemm_choose_packed(false, 1, 128, 64), CPU_GEMM_SMALL);
+    cr_assert_eq(cpu_gemm_choose_packed(true, 64, 1024, 1024),
+                 usable ? CPU_GEMM_BLAS : CPU_GEMM_SMALL);
     cr_assert_geq(cpu_sgemm_packed_floats(36, 15), (size_t)(15 * 36 + 36));
     cr_assert_eq(cpu_sgemm_packed_floats(36, 15) % 16, 0);
     cr_assert_str_eq(cpu_isa_name(CPU_ISA_AVX2), "avx2");
