@@ -137,8 +137,8 @@ static void run_gemm(void *arg)
     const gemm_call_t *g = arg;
     if (g->blas)
         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
-                    g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f,
-                    g->a, (int)g->lda, g->b, (int)g->ldb, 0.0f, g->c, (int)g->n);
+                    g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f, g->a,
+                    (int)g->lda, g->b, (int)g->ldb, 0.0f, g->c, (int)g->n);
     else
         cpu_sgemm(g->ta, g->tb, g->m, g->n, g->k, 1.0f, g->a, g->lda, g->b, g->ldb, 0.0f, g->c,
                   g->n);
@@ -290,7 +290,8 @@ static void cpu_kernel_times(const engine_graph_t *g, const engine_shape_t *in, 
         free(ws_of[i]);
     }
     if (getenv("HLT_BENCH_DEBUG")) {
-        fprintf(stderr, "  pass %.2f us, nodes %.2f us\n", out->pass_ns / 1e3, out->kernel_ns / 1e3);
+        fprintf(stderr, "  pass %.2f us, nodes %.2f us\n", out->pass_ns / 1e3,
+                out->kernel_ns / 1e3);
     }
     free(per);
     free(ws_of);
@@ -309,9 +310,9 @@ static void cpu_kernel_times(const engine_graph_t *g, const engine_shape_t *in, 
 
 typedef struct result {
     double exec_ns, upload_ns, compute_ns, download_ns;
-    double kernel_ns;      /* -1 when unknown */
-    double prof_exec_ns;   /* execute wall in the kernel-profiling pass (opencl) */
-    double prof_xfer_ns;   /* upload + download in that pass */
+    double kernel_ns;    /* -1 when unknown */
+    double prof_exec_ns; /* execute wall in the kernel-profiling pass (opencl) */
+    double prof_xfer_ns; /* upload + download in that pass */
 } result_t;
 
 /* One execute, its timing added to the sums (the first error sticks and stops the work). */
@@ -362,8 +363,12 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
         inputs[i] = rand_buf(bytes_of(&in[i], engine_graph_input(g, i)->dtype));
     for (size_t i = 0; i < no; i++)
         outputs[i] = rand_buf(bytes_of(&oshape[i], engine_graph_output(g, i)->dtype) + 64);
-    exec_ctx_t x = {.b = b, .inst = inst, .in = (const void *const *)inputs, .out = outputs,
-                    .err = err, .errlen = errlen};
+    exec_ctx_t x = {.b = b,
+                    .inst = inst,
+                    .in = (const void *const *)inputs,
+                    .out = outputs,
+                    .err = err,
+                    .errlen = errlen};
     for (int w = 0; w < 3; w++)
         exec_once(&x);
     double ex[16], up[16], co[16], dn[16];
@@ -440,8 +445,10 @@ int main(int argc, char **argv)
         else if (!strncmp(a, "--md=", 5))
             o.md = a + 5;
         else {
-            fprintf(stderr, "usage: %s [--models=DIR] [--batches=1,16,...] [--reps=N] "
-                            "[--min-ms=MS] [--csv=FILE] [--md=FILE]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--models=DIR] [--batches=1,16,...] [--reps=N] "
+                    "[--min-ms=MS] [--csv=FILE] [--md=FILE]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -465,7 +472,9 @@ int main(int argc, char **argv)
         const int nd = b && strcmp(*n, "xrt") ? backend_devices(b, reason, sizeof reason) : 0;
         if (nd <= 0) {
             fprintf(stderr, "backend %s skipped: %s\n", *n,
-                    !b ? "cannot be loaded" : nd ? reason : "runs no graphs");
+                    !b   ? "cannot be loaded"
+                    : nd ? reason
+                         : "runs no graphs");
             continue;
         }
         for (int d = 0; d < nd && nb < 16; d++) {
@@ -526,9 +535,12 @@ int main(int argc, char **argv)
                     over = (r.exec_ns - r.upload_ns - r.compute_ns - r.download_ns) / r.exec_ns;
                 }
                 const double rows = (double)batch * 1e9 / r.exec_ns;
-                const double g_ours = is_cpu && ck.gemm_ns_ours > 0 ? ck.gemm_flops / ck.gemm_ns_ours : 0;
-                const double g_blas = is_cpu && ck.gemm_ns_blas > 0 ? ck.gemm_flops / ck.gemm_ns_blas : 0;
-                fprintf(csv, "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f\n",
+                const double g_ours =
+                    is_cpu && ck.gemm_ns_ours > 0 ? ck.gemm_flops / ck.gemm_ns_ours : 0;
+                const double g_blas =
+                    is_cpu && ck.gemm_ns_blas > 0 ? ck.gemm_flops / ck.gemm_ns_blas : 0;
+                fprintf(csv,
+                        "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f\n",
                         models[mi], (long long)batch, label, dev[k], r.exec_ns / 1e3, rows,
                         r.upload_ns / 1e3, r.compute_ns / 1e3, r.download_ns / 1e3,
                         kern >= 0 ? kern / 1e3 : -1, 100 * over, 100 * xfer, g_ours, g_blas);
@@ -553,9 +565,9 @@ int main(int argc, char **argv)
                     else
                         fprintf(md, "%.1f%% | |\n", 100 * xfer);
                 }
-                fprintf(stderr, "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%\n",
-                        models[mi], (long long)batch, label, r.exec_ns / 1e3, rows,
-                        100 * over);
+                fprintf(stderr,
+                        "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%\n",
+                        models[mi], (long long)batch, label, r.exec_ns / 1e3, rows, 100 * over);
             }
         }
         engine_graph_destroy(g);

@@ -4,7 +4,8 @@
  *                  shared by every instance on that device, program building with its log
  *   ocl_plan.c     one model on one device: constants uploaded once, kernels created once,
  *                  shapes and the intermediate buffer plan resolved per prepare
- *   ocl_ops.c      per-op kernel choice (at create) and arguments / NDRange (at prepare)
+ *   ocl_ops.c      per-op decisions at create: epilogue fusion, kernels, constants to upload
+ *   ocl_launch.c   per-op kernel arguments and NDRanges at prepare
  *   ocl_backend.c  the backend_i glue: execute (upload, enqueue, download) and its timing
  *
  * The kernels (kernels/opencl/ (*.cl)) are compiled into the server by kernels/opencl/embed.py.
@@ -69,14 +70,13 @@ hlt_status ocl_program_build(cl_context ctx, cl_device_id dev, const char *src, 
 /* The context and the hltinfer kernel program of device `dev`, created and built on first use
  * and shared by every instance on the device (the program is built once, not per instance).
  * On success *ctx and *prog are borrowed until the matching ocl_shared_release. Thread-safe. */
-hlt_status ocl_shared_acquire(int dev, cl_context *ctx, cl_program *prog, char *err,
-                              size_t errlen);
+hlt_status ocl_shared_acquire(int dev, cl_context *ctx, cl_program *prog, char *err, size_t errlen);
 void ocl_shared_release(int dev);
 
 /* The GEMM tile edge compiled into device dev's program (work-group HLT_TS x HLT_TS). */
 size_t ocl_tile(const ocl_device_t *d);
 
-/* ---- ocl_plan.c / ocl_ops.c ---- */
+/* ---- ocl_plan.c / ocl_ops.c / ocl_launch.c ---- */
 
 /* One kernel launch, arguments set at prepare. */
 typedef struct ocl_launch {
@@ -103,8 +103,8 @@ typedef struct ocl_node {
      * of single-consumer nodes after it: Add of a constant bias [N], BatchNormalization with
      * constant parameters (Gemm only), then one activation. The absorbed nodes launch nothing
      * and their intermediate tensors get no storage; the GEMM writes fuse_out. */
-    int32_t fused_into;   /* absorbing GEMM node, or -1 */
-    int32_t fuse_out;     /* tensor the node's kernel writes (its own output unless fused) */
+    int32_t fused_into; /* absorbing GEMM node, or -1 */
+    int32_t fuse_out;   /* tensor the node's kernel writes (its own output unless fused) */
     int32_t fuse_add, fuse_bn, fuse_act; /* absorbed nodes of a GEMM, or -1 */
 } ocl_node_t;
 
@@ -113,15 +113,15 @@ struct backend_instance {
     char model[96];
     int dev;
     const ocl_device_t *d;
-    bool tiled;             /* GPU-style kernels (gemm_tiled, pow2 work-groups) */
-    size_t wg;              /* 1-D work-group size */
-    cl_context ctx;         /* borrowed from the shared table */
-    cl_program prog;        /* borrowed from the shared table */
-    cl_command_queue q;     /* owned, in order */
+    bool tiled;         /* GPU-style kernels (gemm_tiled, pow2 work-groups) */
+    size_t wg;          /* 1-D work-group size */
+    cl_context ctx;     /* borrowed from the shared table */
+    cl_program prog;    /* borrowed from the shared table */
+    cl_command_queue q; /* owned, in order */
     bool profiling;
-    cl_mem consts;          /* owned; every constant a kernel reads, uploaded once */
-    size_t *const_off;      /* per tensor: byte offset in consts, SIZE_MAX if not uploaded */
-    cl_mem arena;           /* owned; graph inputs, intermediates, workspaces */
+    cl_mem consts;     /* owned; every constant a kernel reads, uploaded once */
+    size_t *const_off; /* per tensor: byte offset in consts, SIZE_MAX if not uploaded */
+    cl_mem arena;      /* owned; graph inputs, intermediates, workspaces */
     size_t arena_cap;
     int32_t nt, nn;
     ocl_node_t *nodes;      /* nn */
@@ -148,8 +148,8 @@ void ocl_tensor_loc(const backend_instance_t *inst, int32_t t, cl_mem *mem, cl_i
 hlt_status ocl_plan_create(int device, const backend_model_t *model, backend_instance_t **out,
                            char *err, size_t errlen);
 void ocl_plan_destroy(backend_instance_t *inst);
-hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in,
-                            engine_shape_t *out, char *err, size_t errlen);
+hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in, engine_shape_t *out,
+                            char *err, size_t errlen);
 
 /* ocl_ops.c */
 /* Decides epilogue fusion for every node (see ocl_node_t); HLT_OPENCL_FUSE=0 disables it. */
@@ -163,9 +163,18 @@ void ocl_ops_derived(const backend_instance_t *inst, const graph_node_t *n, size
                      void *dst);
 /* Whether node n's kernels read input j's raw constant data from the device. */
 bool ocl_ops_reads_const(const backend_instance_t *inst, const graph_node_t *n, int32_t j);
+/* GEMM facts shared with ocl_launch.c: B constant and transposed (stored as B^T), C used
+ * (present, beta != 0), a fused bias/BatchNormalization epilogue, and the bytes of the stored
+ * B^T (OCL_ALIGN-rounded; the epilogue's bias|scale|shift follows it in consts). */
+bool ocl_gemm_b_folded(const backend_instance_t *inst, const graph_node_t *n);
+bool ocl_gemm_has_c(const graph_node_t *n);
+bool ocl_gemm_epilogue(const ocl_node_t *on);
+size_t ocl_gemm_bt_bytes(const backend_instance_t *inst, const graph_node_t *n);
+
+/* ocl_launch.c */
 /* Sets arguments and NDRange of node i's launches for the prepared shapes. INTERNAL with a
  * message on an OpenCL error. */
-hlt_status ocl_ops_setup(backend_instance_t *inst, int32_t i, char *err, size_t errlen);
+hlt_status ocl_launch_setup(backend_instance_t *inst, int32_t i, char *err, size_t errlen);
 
 /* ---- ocl_backend.c: benchmark hooks (not part of backend_i) ---- */
 

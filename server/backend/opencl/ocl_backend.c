@@ -90,9 +90,8 @@ static void release(cl_event *ev, int n)
         }
 }
 
-static hlt_status ocl_execute(backend_instance_t *inst, const void *const *in,
-                              void *const *out, backend_timing_t *timing, char *err,
-                              size_t errlen)
+static hlt_status ocl_execute(backend_instance_t *inst, const void *const *in, void *const *out,
+                              backend_timing_t *timing, char *err, size_t errlen)
 {
     const engine_graph_t *g = inst->g;
     if (!inst->prepared) {
@@ -111,7 +110,8 @@ static hlt_status ocl_execute(backend_instance_t *inst, const void *const *in,
     for (int32_t i = 0; i < inst->n_launches; i++)
         n_run += !inst->launches[i].skip;
     for (int32_t i = 0; i < g->n_outputs; i++)
-        n_down += bytes_of(inst, g->outputs[i]) > 0 && !g->tensors[inst->root[g->outputs[i]]].is_const;
+        n_down +=
+            bytes_of(inst, g->outputs[i]) > 0 && !g->tensors[inst->root[g->outputs[i]]].is_const;
     for (int32_t i = 0; i < g->n_inputs && rc == CL_SUCCESS; i++) {
         const int32_t t = g->inputs[i];
         const size_t bytes = bytes_of(inst, t);

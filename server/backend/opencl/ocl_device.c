@@ -222,8 +222,7 @@ hlt_status ocl_program_build(cl_context ctx, cl_device_id dev, const char *src, 
     return HLT_INTERNAL;
 }
 
-hlt_status ocl_shared_acquire(int dev, cl_context *ctx, cl_program *prog, char *err,
-                              size_t errlen)
+hlt_status ocl_shared_acquire(int dev, cl_context *ctx, cl_program *prog, char *err, size_t errlen)
 {
     const ocl_device_t *d = ocl_device(dev);
     hlt_status st = HLT_OK;

@@ -106,8 +106,8 @@ static hlt_status upload_constants(backend_instance_t *inst, char *err, size_t e
         return oom(err, errlen);
     for (int32_t t = 0; t < inst->nt; t++)
         if (inst->const_off[t] != NO_SLOT) {
-            const size_t bytes = (size_t)shape_numel(&inst->shapes[t]) *
-                                 hlt_dtype_size(g->tensors[t].dtype);
+            const size_t bytes =
+                (size_t)shape_numel(&inst->shapes[t]) * hlt_dtype_size(g->tensors[t].dtype);
             if (bytes)
                 memcpy(host + inst->const_off[t], g->tensors[t].data, bytes);
         }
@@ -117,8 +117,8 @@ static hlt_status upload_constants(backend_instance_t *inst, char *err, size_t e
             ocl_ops_derived(inst, &g->nodes[i], &bytes, host + inst->nodes[i].derived);
         }
     cl_int rc;
-    inst->consts = clCreateBuffer(inst->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, total, host,
-                                  &rc);
+    inst->consts =
+        clCreateBuffer(inst->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, total, host, &rc);
     free(host);
     if (rc != CL_SUCCESS) {
         snprintf(err, errlen, "cannot upload %zu bytes of constants: %s (%d)", total,
@@ -147,8 +147,8 @@ static hlt_status create_kernels(backend_instance_t *inst, char *err, size_t err
         const char *names[ENGINE_MAX_RANK * 8];
         const graph_node_t *n = &g->nodes[i];
         if (inst->nodes[i].count > (int32_t)(sizeof names / sizeof names[0])) {
-            snprintf(err, errlen, "node '%s' (%s): too many inputs for the OpenCL backend",
-                     n->name, op_def(n->op)->name);
+            snprintf(err, errlen, "node '%s' (%s): too many inputs for the OpenCL backend", n->name,
+                     op_def(n->op)->name);
             return HLT_UNIMPLEMENTED;
         }
         ocl_ops_count(inst, n, names);
@@ -338,8 +338,8 @@ static bool same_inputs(const backend_instance_t *inst, const engine_shape_t *in
     return true;
 }
 
-static hlt_status check_inputs(const backend_instance_t *inst, const engine_shape_t *in,
-                               char *err, size_t errlen)
+static hlt_status check_inputs(const backend_instance_t *inst, const engine_shape_t *in, char *err,
+                               size_t errlen)
 {
     const engine_graph_t *g = inst->g;
     for (int32_t i = 0; i < g->n_inputs; i++) {
@@ -347,10 +347,13 @@ static hlt_status check_inputs(const backend_instance_t *inst, const engine_shap
         bool ok = in[i].rank >= 0 && in[i].rank <= ENGINE_MAX_RANK &&
                   (d->rank < 0 || in[i].rank == d->rank);
         for (int32_t k = 0; ok && k < in[i].rank; k++)
-            ok = in[i].dims[k] >= 0 && (d->rank < 0 || d->dims[k] < 0 || d->dims[k] == in[i].dims[k]);
+            ok = in[i].dims[k] >= 0 &&
+                 (d->rank < 0 || d->dims[k] < 0 || d->dims[k] == in[i].dims[k]);
         if (ok && shape_numel(&in[i]) > INT_MAX) {
-            snprintf(err, errlen, "input '%s': more than %d elements: too large for the OpenCL "
-                     "backend's 32-bit indexing", d->name, INT_MAX);
+            snprintf(err, errlen,
+                     "input '%s': more than %d elements: too large for the OpenCL "
+                     "backend's 32-bit indexing",
+                     d->name, INT_MAX);
             return HLT_INVALID_ARGUMENT;
         }
         if (!ok) {
@@ -363,8 +366,8 @@ static hlt_status check_inputs(const backend_instance_t *inst, const engine_shap
     return HLT_OK;
 }
 
-hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in,
-                            engine_shape_t *out, char *err, size_t errlen)
+hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in, engine_shape_t *out,
+                            char *err, size_t errlen)
 {
     const engine_graph_t *g = inst->g;
     hlt_status st = check_inputs(inst, in, err, errlen);
@@ -382,9 +385,10 @@ hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in,
         if (!inst->nodes[i].needs_ws)
             inst->ws_bytes[i] = 0;
         if (shape_numel(&inst->shapes[n->out[0]]) > INT_MAX) {
-            snprintf(err, errlen, "node '%s' (%s): output of more than %d elements: too large "
-                     "for the OpenCL backend's 32-bit indexing", n->name, op_def(n->op)->name,
-                     INT_MAX);
+            snprintf(err, errlen,
+                     "node '%s' (%s): output of more than %d elements: too large "
+                     "for the OpenCL backend's 32-bit indexing",
+                     n->name, op_def(n->op)->name, INT_MAX);
             return HLT_INVALID_ARGUMENT;
         }
     }
@@ -430,7 +434,7 @@ hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in,
         inst->arena_cap = need;
     }
     for (int32_t i = 0; i < inst->nn; i++)
-        if ((st = ocl_ops_setup(inst, i, err, errlen)) != HLT_OK)
+        if ((st = ocl_launch_setup(inst, i, err, errlen)) != HLT_OK)
             return st;
     for (int32_t i = 0; i < g->n_inputs; i++)
         inst->last_in[i] = in[i];

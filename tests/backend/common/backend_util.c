@@ -102,8 +102,8 @@ void bu_compare(const char *what, const bu_result_t *got, const bu_result_t *wan
         if (want->dtype[o] == HLT_TYPE_INT64) {
             const int64_t *a = got->data[o], *b = want->data[o];
             for (size_t i = 0; i < n; i++)
-                cr_assert_eq(a[i], b[i], "%s: output %d element %zu: got %lld, want %lld", what,
-                             o, i, (long long)a[i], (long long)b[i]);
+                cr_assert_eq(a[i], b[i], "%s: output %d element %zu: got %lld, want %lld", what, o,
+                             i, (long long)a[i], (long long)b[i]);
             continue;
         }
         const float *a = got->data[o], *b = want->data[o];
@@ -175,8 +175,11 @@ int bu_check(const char *what, const engine_graph_t *g, int n_sets,
             size_t o = 0;
             for (size_t i = 0; i < engine_graph_num_inputs(g) && o < sizeof shp; i++)
                 for (int32_t k = 0; k <= sets[s][i].rank && o < sizeof shp; k++)
-                    o += (size_t)snprintf(shp + o, sizeof shp - o, k == sets[s][i].rank ? "] " :
-                                          k ? ",%lld" : "[%lld", (long long)sets[s][i].dims[k]);
+                    o += (size_t)snprintf(shp + o, sizeof shp - o,
+                                          k == sets[s][i].rank ? "] "
+                                          : k                  ? ",%lld"
+                                                               : "[%lld",
+                                          (long long)sets[s][i].dims[k]);
             snprintf(label, sizeof label, "%s on %s, inputs %s", what, list[b]->name, shp);
             bu_result_t got;
             bu_run(&other[b], g, sets[s], (const void *const *)in, &got, NULL);

@@ -130,16 +130,16 @@ Test(backend_ops, gemm_transposes_and_broadcasts)
         sets[r][0] = (engine_shape_t){2, {k, ROWS[r]}};
     const int64_t c0[1] = {1};
     engine_graph_t *g = gemm_graph(k, n, true, false, 1.5f, -1.0f, 1, c0, false);
-    int nb = bu_check("Gemm transA, C [1]", g, N_ROWS, (const engine_shape_t(*)[BU_MAX_IO])sets,
-                      -1, 1);
+    int nb =
+        bu_check("Gemm transA, C [1]", g, N_ROWS, (const engine_shape_t(*)[BU_MAX_IO])sets, -1, 1);
     engine_graph_destroy(g);
     /* runtime W with transB (strided columns), no C; then C scalar */
     const in_spec_t xw[2] = {{2, {0, k}, true}, {2, {n, k}, false}};
-    nb = check_rows("Gemm runtime W transB", gemm_graph(k, n, false, true, 1, 1, -1, NULL, true),
-                    2, xw, -1, 1);
+    nb = check_rows("Gemm runtime W transB", gemm_graph(k, n, false, true, 1, 1, -1, NULL, true), 2,
+                    xw, -1, 1);
     const in_spec_t xw2[2] = {{2, {0, k}, true}, {2, {k, n}, false}};
-    nb = check_rows("Gemm runtime W, C []",
-                    gemm_graph(k, n, false, false, 1, 0.5f, 0, NULL, true), 2, xw2, -1, 1);
+    nb = check_rows("Gemm runtime W, C []", gemm_graph(k, n, false, false, 1, 0.5f, 0, NULL, true),
+                    2, xw2, -1, 1);
     /* C [N? rows, 1] as an input: per-row bias */
     mb_t *m = mb_new(13);
     const int64_t xd[2] = {-1, k}, wd[2] = {k, n}, cd[2] = {-1, 1}, yd[2] = {-1, n};
@@ -191,14 +191,14 @@ Test(backend_ops, matmul)
     {
         const int64_t ad[3] = {-1, 4, 15}, bd[3] = {-1, 15, 9};
         const in_spec_t s[2] = {{3, {0, 4, 15}, true}, {3, {0, 15, 9}, true}};
-        nb = check_rows("MatMul batched [N,4,15]x[N,15,9]", matmul_graph(3, ad, 3, bd, false), 2,
-                        s, -1, 1);
+        nb = check_rows("MatMul batched [N,4,15]x[N,15,9]", matmul_graph(3, ad, 3, bd, false), 2, s,
+                        -1, 1);
     }
     {
         const int64_t ad[4] = {-1, 1, 3, 15}, bd[3] = {2, 15, 5};
         const in_spec_t s = {4, {0, 1, 3, 15}, true};
-        nb = check_rows("MatMul broadcast [N,1,3,15]x[2,15,5]", matmul_graph(4, ad, 3, bd, true),
-                        1, &s, -1, 1);
+        nb = check_rows("MatMul broadcast [N,1,3,15]x[2,15,5]", matmul_graph(4, ad, 3, bd, true), 1,
+                        &s, -1, 1);
     }
     {
         const int64_t ad[2] = {-1, 63}, bd[1] = {63};
@@ -257,7 +257,8 @@ static void check_binary(const char *op, int32_t onnx_type)
     mb_node(m, op, "bc", "P,Q", "Z");
     mb_output(m, "Z", onnx_type, -1, NULL);
     const in_spec_t s3[2] = {{3, {0, 1, 15}, true}, {3, {1, 7, 15}, false}};
-    snprintf(what, sizeof what, "%s %s 3-D broadcast", op, onnx_type == TU_FLOAT ? "FP32" : "INT64");
+    snprintf(what, sizeof what, "%s %s 3-D broadcast", op,
+             onnx_type == TU_FLOAT ? "FP32" : "INT64");
     nb = check_rows(what, load(m), 2, s3, 0.5f, 2.0f);
     skip_if_none(nb);
 }
@@ -342,8 +343,8 @@ Test(backend_ops, softmax)
 {
     const int64_t d2[2] = {-1, 63}, d3[3] = {-1, 7, 15};
     const in_spec_t s2 = {2, {0, 63}, true}, s3 = {3, {0, 7, 15}, true};
-    int nb = check_rows("Softmax opset 13 axis -1", softmax_graph(13, 2, d2, true, -1), 1, &s2,
-                        -5, 5);
+    int nb =
+        check_rows("Softmax opset 13 axis -1", softmax_graph(13, 2, d2, true, -1), 1, &s2, -5, 5);
     nb = check_rows("Softmax opset 13 axis 1 of 3-D (strided)", softmax_graph(13, 3, d3, true, 1),
                     1, &s3, -5, 5);
     nb = check_rows("Softmax opset 13 default axis of 3-D", softmax_graph(13, 3, d3, false, 0), 1,
@@ -351,8 +352,8 @@ Test(backend_ops, softmax)
     /* opset < 13: coerced to 2-D at axis (default 1) */
     nb = check_rows("Softmax opset 11 default axis of 3-D", softmax_graph(11, 3, d3, false, 0), 1,
                     &s3, -5, 5);
-    nb = check_rows("Softmax opset 11 axis 2 of 3-D", softmax_graph(11, 3, d3, true, 2), 1, &s3,
-                    -5, 5);
+    nb = check_rows("Softmax opset 11 axis 2 of 3-D", softmax_graph(11, 3, d3, true, 2), 1, &s3, -5,
+                    5);
     nb = check_rows("Softmax opset 11 axis 0", softmax_graph(11, 2, d2, true, 0), 1, &s2, -5, 5);
     skip_if_none(nb);
 }
@@ -435,8 +436,7 @@ static engine_graph_t *transpose_graph(int32_t onnx_type, int32_t rank, const in
 Test(backend_ops, transpose)
 {
     const int64_t d2[2] = {-1, 63}, d3[3] = {-1, 3, 15}, d4[4] = {-1, 2, 3, 4};
-    const int64_t p3a[3] = {2, 0, 1}, p3b[3] = {0, 2, 1}, p3c[3] = {1, 0, 2},
-                  p4[4] = {3, 1, 0, 2};
+    const int64_t p3a[3] = {2, 0, 1}, p3b[3] = {0, 2, 1}, p3c[3] = {1, 0, 2}, p4[4] = {3, 1, 0, 2};
     const in_spec_t s2 = {2, {0, 63}, true}, s3 = {3, {0, 3, 15}, true},
                     s4 = {4, {0, 2, 3, 4}, true};
     int nb = check_rows("Transpose 2-D default perm", transpose_graph(TU_FLOAT, 2, d2, NULL), 1,
@@ -594,10 +594,10 @@ static void check_reference(const backend_i *b, const char *model, const char *n
         for (int j = 0; j < n_out; j++) {
             if (strcmp(oname, outs[j].name))
                 continue;
-            bu_result_t want = {.n = 1, .shape = {outs[j].shape}, .dtype = {HLT_TYPE_FP32},
-                                .data = {outs[j].data}};
-            bu_result_t one = {.n = 1, .shape = {got.shape[o]}, .dtype = {got.dtype[o]},
-                               .data = {got.data[o]}};
+            bu_result_t want = {
+                .n = 1, .shape = {outs[j].shape}, .dtype = {HLT_TYPE_FP32}, .data = {outs[j].data}};
+            bu_result_t one = {
+                .n = 1, .shape = {got.shape[o]}, .dtype = {got.dtype[o]}, .data = {got.data[o]}};
             char what[256];
             snprintf(what, sizeof what, "%s %s output '%s' on %s", model, name, oname, b->name);
             bu_compare(what, &one, &want);

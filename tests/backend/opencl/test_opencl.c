@@ -75,8 +75,8 @@ Test(opencl, device_info_is_sane)
         cr_assert(info.name[0]);
         cr_assert_gt(info.memory_bytes, 0);
         cr_assert_geq(info.compute_units, 1);
-        cr_assert_eq(info.kind, d->type & CL_DEVICE_TYPE_GPU ? BACKEND_DEVICE_GPU
-                                                             : BACKEND_DEVICE_CPU);
+        cr_assert_eq(info.kind,
+                     d->type & CL_DEVICE_TYPE_GPU ? BACKEND_DEVICE_GPU : BACKEND_DEVICE_CPU);
         cr_assert_geq(d->max_wg, 1);
         cr_log_info("opencl device %d: %s, %s, %llu MiB, %d compute units, max work-group %zu", i,
                     info.name, info.kind == BACKEND_DEVICE_GPU ? "GPU" : "CPU",
@@ -221,8 +221,8 @@ Test(opencl, timing_splits_upload_compute_download)
     bu_run(&bi, g, &s, (const void *const *)in, &out, &t);
     const int64_t k = ocl_kernel_ns(bi.inst);
     cr_assert_gt(k, 0);
-    cr_assert_leq(k, t.compute_ns, "kernels %lld ns inside a compute span of %lld ns",
-                  (long long)k, (long long)t.compute_ns);
+    cr_assert_leq(k, t.compute_ns, "kernels %lld ns inside a compute span of %lld ns", (long long)k,
+                  (long long)t.compute_ns);
     bu_result_free(&out);
     bu_inputs_free(g, in);
     bu_inst_destroy(&bi);
