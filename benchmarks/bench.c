@@ -45,41 +45,41 @@ typedef struct opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: hltinfer-bench [OPTIONS]\n"
-        "Closed-loop load against one model of a KServe v2 / Triton gRPC server through\n"
-        "libhltinfer's asynchronous path; reports throughput, latency percentiles, the\n"
-        "server's queue / compute split (ModelStatistics deltas) and, in the same run, the\n"
-        "same figures for ServerLive at the same concurrency (the transport floor).\n"
-        "\n"
-        "  --url=HOST:PORT       server (default 127.0.0.1:8001)\n"
-        "  --allow-remote        allow a non-loopback server (refused by default, so a load\n"
-        "                        test never hits a production farm by mistake)\n"
-        "  --mode=infer|live     ModelInfer (default) or ServerLive only (works against\n"
-        "                        hltinfer-echo)\n"
-        "  --model=NAME          model to call (required for --mode=infer)\n"
-        "  --model-version=V     model version (default: the server's choice)\n"
-        "  --batch=B             rows per request: replaces the -1 batch dimension of the\n"
-        "                        ModelMetadata shapes (default 1)\n"
-        "  --concurrency=N       calls kept in flight (default 1, at most %d)\n"
-        "  --clients=K           clients (channels, completion threads) the calls are\n"
-        "                        spread over (default 1, at most %d)\n"
-        "  --duration=S          measured window in seconds (default 5)\n"
-        "  --warmup=S            load before the window, not measured (default 1)\n"
-        "  --requests=N          measure N completed calls instead of a duration\n"
-        "  --max-time=S          with --requests: close the window after S s anyway (300)\n"
-        "  --timeout-ms=MS       deadline of every call (default 10000)\n"
-        "  --max-errors=N        stop the run after more than N failed calls (default 1000)\n"
-        "  --floor / --no-floor  also measure ServerLive at the same concurrency (default on)\n"
-        "  --server-pid=PID      also report the server's CPU time per call (/proc/PID/stat;\n"
-        "                        meaningful when the server runs on this machine)\n"
-        "  --csv=FILE            append one row per measured mode (header when new)\n"
-        "  --label=TEXT          label column of the CSV rows\n"
-        "  --seed=N              seed of the random inputs (default 1)\n"
-        "  --quiet               no progress lines on stderr\n"
-        "  -h, --help            this text\n"
-        "Exit status: 0 when every measured call succeeded, 1 when some failed or the run\n"
-        "stopped early, 2 for bad options or when nothing could be measured.\n",
-        MAX_CONCURRENCY, MAX_CLIENTS);
+            "Usage: hltinfer-bench [OPTIONS]\n"
+            "Closed-loop load against one model of a KServe v2 / Triton gRPC server through\n"
+            "libhltinfer's asynchronous path; reports throughput, latency percentiles, the\n"
+            "server's queue / compute split (ModelStatistics deltas) and, in the same run, the\n"
+            "same figures for ServerLive at the same concurrency (the transport floor).\n"
+            "\n"
+            "  --url=HOST:PORT       server (default 127.0.0.1:8001)\n"
+            "  --allow-remote        allow a non-loopback server (refused by default, so a load\n"
+            "                        test never hits a production farm by mistake)\n"
+            "  --mode=infer|live     ModelInfer (default) or ServerLive only (works against\n"
+            "                        hltinfer-echo)\n"
+            "  --model=NAME          model to call (required for --mode=infer)\n"
+            "  --model-version=V     model version (default: the server's choice)\n"
+            "  --batch=B             rows per request: replaces the -1 batch dimension of the\n"
+            "                        ModelMetadata shapes (default 1)\n"
+            "  --concurrency=N       calls kept in flight (default 1, at most %d)\n"
+            "  --clients=K           clients (channels, completion threads) the calls are\n"
+            "                        spread over (default 1, at most %d)\n"
+            "  --duration=S          measured window in seconds (default 5)\n"
+            "  --warmup=S            load before the window, not measured (default 1)\n"
+            "  --requests=N          measure N completed calls instead of a duration\n"
+            "  --max-time=S          with --requests: close the window after S s anyway (300)\n"
+            "  --timeout-ms=MS       deadline of every call (default 10000)\n"
+            "  --max-errors=N        stop the run after more than N failed calls (default 1000)\n"
+            "  --floor / --no-floor  also measure ServerLive at the same concurrency (default on)\n"
+            "  --server-pid=PID      also report the server's CPU time per call (/proc/PID/stat;\n"
+            "                        meaningful when the server runs on this machine)\n"
+            "  --csv=FILE            append one row per measured mode (header when new)\n"
+            "  --label=TEXT          label column of the CSV rows\n"
+            "  --seed=N              seed of the random inputs (default 1)\n"
+            "  --quiet               no progress lines on stderr\n"
+            "  -h, --help            this text\n"
+            "Exit status: 0 when every measured call succeeded, 1 when some failed or the run\n"
+            "stopped early, 2 for bad options or when nothing could be measured.\n",
+            MAX_CONCURRENCY, MAX_CLIENTS);
 }
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -118,39 +118,90 @@ static bool is_loopback(const char *url)
 
 static int parse_opts(int argc, char **argv, opts_t *o)
 {
-    *o = (opts_t){.url = "127.0.0.1:8001", .mode = "infer", .label = "", .floor = true,
-                  .batch = 1, .concurrency = 1, .clients = 1, .duration_s = 5, .warmup_s = 1,
-                  .max_time_s = 300, .max_errors = 1000, .seed = 1, .timeout_ms = 10000};
-    enum { O_URL = 256, O_REMOTE, O_MODE, O_MODEL, O_VERSION, O_BATCH, O_CONC, O_CLIENTS,
-           O_DUR, O_WARM, O_REQ, O_MAXT, O_TMO, O_MAXERR, O_FLOOR, O_NOFLOOR, O_PID, O_CSV,
-           O_LABEL, O_SEED, O_QUIET };
-    static const struct option lo[] = {
-        {"url", required_argument, 0, O_URL},           {"allow-remote", no_argument, 0, O_REMOTE},
-        {"mode", required_argument, 0, O_MODE},         {"model", required_argument, 0, O_MODEL},
-        {"model-version", required_argument, 0, O_VERSION},
-        {"batch", required_argument, 0, O_BATCH},       {"concurrency", required_argument, 0, O_CONC},
-        {"clients", required_argument, 0, O_CLIENTS},   {"duration", required_argument, 0, O_DUR},
-        {"warmup", required_argument, 0, O_WARM},       {"requests", required_argument, 0, O_REQ},
-        {"max-time", required_argument, 0, O_MAXT},    {"timeout-ms", required_argument, 0, O_TMO},
-        {"max-errors", required_argument, 0, O_MAXERR}, {"floor", no_argument, 0, O_FLOOR},
-        {"no-floor", no_argument, 0, O_NOFLOOR},        {"server-pid", required_argument, 0, O_PID},
-        {"csv", required_argument, 0, O_CSV},           {"label", required_argument, 0, O_LABEL},
-        {"seed", required_argument, 0, O_SEED},         {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    *o = (opts_t){.url = "127.0.0.1:8001",
+                  .mode = "infer",
+                  .label = "",
+                  .floor = true,
+                  .batch = 1,
+                  .concurrency = 1,
+                  .clients = 1,
+                  .duration_s = 5,
+                  .warmup_s = 1,
+                  .max_time_s = 300,
+                  .max_errors = 1000,
+                  .seed = 1,
+                  .timeout_ms = 10000};
+    enum {
+        O_URL = 256,
+        O_REMOTE,
+        O_MODE,
+        O_MODEL,
+        O_VERSION,
+        O_BATCH,
+        O_CONC,
+        O_CLIENTS,
+        O_DUR,
+        O_WARM,
+        O_REQ,
+        O_MAXT,
+        O_TMO,
+        O_MAXERR,
+        O_FLOOR,
+        O_NOFLOOR,
+        O_PID,
+        O_CSV,
+        O_LABEL,
+        O_SEED,
+        O_QUIET
+    };
+    static const struct option lo[] = {{"url", required_argument, 0, O_URL},
+                                       {"allow-remote", no_argument, 0, O_REMOTE},
+                                       {"mode", required_argument, 0, O_MODE},
+                                       {"model", required_argument, 0, O_MODEL},
+                                       {"model-version", required_argument, 0, O_VERSION},
+                                       {"batch", required_argument, 0, O_BATCH},
+                                       {"concurrency", required_argument, 0, O_CONC},
+                                       {"clients", required_argument, 0, O_CLIENTS},
+                                       {"duration", required_argument, 0, O_DUR},
+                                       {"warmup", required_argument, 0, O_WARM},
+                                       {"requests", required_argument, 0, O_REQ},
+                                       {"max-time", required_argument, 0, O_MAXT},
+                                       {"timeout-ms", required_argument, 0, O_TMO},
+                                       {"max-errors", required_argument, 0, O_MAXERR},
+                                       {"floor", no_argument, 0, O_FLOOR},
+                                       {"no-floor", no_argument, 0, O_NOFLOOR},
+                                       {"server-pid", required_argument, 0, O_PID},
+                                       {"csv", required_argument, 0, O_CSV},
+                                       {"label", required_argument, 0, O_LABEL},
+                                       {"seed", required_argument, 0, O_SEED},
+                                       {"quiet", no_argument, 0, O_QUIET},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int c;
     uint64_t v;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         bool ok = true;
         switch (c) {
-        case O_URL: o->url = optarg; break;
-        case O_REMOTE: o->allow_remote = true; break;
+        case O_URL:
+            o->url = optarg;
+            break;
+        case O_REMOTE:
+            o->allow_remote = true;
+            break;
         case O_MODE:
             o->mode = optarg;
             ok = !strcmp(optarg, "infer") || !strcmp(optarg, "live");
             break;
-        case O_MODEL: o->model = optarg; break;
-        case O_VERSION: o->version = optarg; break;
-        case O_BATCH: ok = parse_u64(optarg, 1, 1u << 30, &v); o->batch = (uint32_t)v; break;
+        case O_MODEL:
+            o->model = optarg;
+            break;
+        case O_VERSION:
+            o->version = optarg;
+            break;
+        case O_BATCH:
+            ok = parse_u64(optarg, 1, 1u << 30, &v);
+            o->batch = (uint32_t)v;
+            break;
         case O_CONC:
             ok = parse_u64(optarg, 1, MAX_CONCURRENCY, &v);
             o->concurrency = (uint32_t)v;
@@ -159,21 +210,53 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             ok = parse_u64(optarg, 1, MAX_CLIENTS, &v);
             o->clients = (uint32_t)v;
             break;
-        case O_DUR: ok = parse_secs(optarg, 0.01, &o->duration_s); break;
-        case O_WARM: ok = parse_secs(optarg, 0, &o->warmup_s); break;
-        case O_REQ: ok = parse_u64(optarg, 1, UINT64_MAX / 2, &o->requests); break;
-        case O_MAXT: ok = parse_secs(optarg, 0.01, &o->max_time_s); break;
-        case O_TMO: ok = parse_u64(optarg, 1, 3600000, &v); o->timeout_ms = (int64_t)v; break;
-        case O_MAXERR: ok = parse_u64(optarg, 0, UINT64_MAX / 2, &o->max_errors); break;
-        case O_FLOOR: o->floor = true; break;
-        case O_NOFLOOR: o->floor = false; break;
-        case O_PID: ok = parse_u64(optarg, 1, INT32_MAX, &v); o->server_pid = (pid_t)v; break;
-        case O_CSV: o->csv = optarg; break;
-        case O_LABEL: o->label = optarg; break;
-        case O_SEED: ok = parse_u64(optarg, 0, UINT64_MAX, &o->seed); break;
-        case O_QUIET: o->quiet = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case O_DUR:
+            ok = parse_secs(optarg, 0.01, &o->duration_s);
+            break;
+        case O_WARM:
+            ok = parse_secs(optarg, 0, &o->warmup_s);
+            break;
+        case O_REQ:
+            ok = parse_u64(optarg, 1, UINT64_MAX / 2, &o->requests);
+            break;
+        case O_MAXT:
+            ok = parse_secs(optarg, 0.01, &o->max_time_s);
+            break;
+        case O_TMO:
+            ok = parse_u64(optarg, 1, 3600000, &v);
+            o->timeout_ms = (int64_t)v;
+            break;
+        case O_MAXERR:
+            ok = parse_u64(optarg, 0, UINT64_MAX / 2, &o->max_errors);
+            break;
+        case O_FLOOR:
+            o->floor = true;
+            break;
+        case O_NOFLOOR:
+            o->floor = false;
+            break;
+        case O_PID:
+            ok = parse_u64(optarg, 1, INT32_MAX, &v);
+            o->server_pid = (pid_t)v;
+            break;
+        case O_CSV:
+            o->csv = optarg;
+            break;
+        case O_LABEL:
+            o->label = optarg;
+            break;
+        case O_SEED:
+            ok = parse_u64(optarg, 0, UINT64_MAX, &o->seed);
+            break;
+        case O_QUIET:
+            o->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
         if (!ok) {
             const char *name = "?";
@@ -198,8 +281,10 @@ static int parse_opts(int argc, char **argv, opts_t *o)
     if (o->clients > o->concurrency)
         o->clients = o->concurrency;
     if (!o->allow_remote && !is_loopback(o->url)) {
-        fprintf(stderr, "hltinfer-bench: %s is not a loopback address; pass --allow-remote to "
-                        "load a remote server\n", o->url);
+        fprintf(stderr,
+                "hltinfer-bench: %s is not a loopback address; pass --allow-remote to "
+                "load a remote server\n",
+                o->url);
         return -1;
     }
     return 0;
@@ -229,9 +314,15 @@ static void fill(void *p, hlt_dtype t, size_t n, uint64_t *rng)
         uint64_t r = rng_next(rng);
         double u = (double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0; /* [-1, 1) */
         switch (t) {
-        case HLT_TYPE_FP32: ((float *)p)[i] = (float)u; break;
-        case HLT_TYPE_FP64: ((double *)p)[i] = u; break;
-        case HLT_TYPE_BOOL: ((uint8_t *)p)[i] = r & 1; break;
+        case HLT_TYPE_FP32:
+            ((float *)p)[i] = (float)u;
+            break;
+        case HLT_TYPE_FP64:
+            ((double *)p)[i] = u;
+            break;
+        case HLT_TYPE_BOOL:
+            ((uint8_t *)p)[i] = r & 1;
+            break;
         default: {
             size_t es = hlt_dtype_size(t); /* small non-negative integers; FP16/BF16: zeros */
             memset((char *)p + i * es, 0, es);
@@ -264,16 +355,18 @@ static int inputs_make(hlt_client_t *ctl, const opts_t *o, inputs_t *x, char *er
     int rc = -1;
     uint64_t rng = o->seed;
     if (md->n_inputs == 0 || md->n_inputs > MAX_INPUTS) {
-        snprintf(err, errlen, "model '%s' has %zu inputs (1..%d supported)", o->model,
-                 md->n_inputs, MAX_INPUTS);
+        snprintf(err, errlen, "model '%s' has %zu inputs (1..%d supported)", o->model, md->n_inputs,
+                 MAX_INPUTS);
         goto done;
     }
     for (size_t i = 0; i < md->n_inputs; i++) {
         const hlt_tensor_metadata_t *t = &md->inputs[i];
         size_t es = hlt_dtype_size(t->datatype);
         if (es == 0) {
-            snprintf(err, errlen, "input '%s' of '%s' has datatype %s, which hltinfer-bench "
-                     "cannot generate", t->name, o->model, t->datatype_name);
+            snprintf(err, errlen,
+                     "input '%s' of '%s' has datatype %s, which hltinfer-bench "
+                     "cannot generate",
+                     t->name, o->model, t->datatype_name);
             goto done;
         }
         if (t->rank > MAX_RANK) {
@@ -287,16 +380,20 @@ static int inputs_make(hlt_client_t *ctl, const opts_t *o, inputs_t *x, char *er
             if (v == -1 && d == 0)
                 v = o->batch;
             else if (v < 0) {
-                snprintf(err, errlen, "input '%s' has a variable dimension %zu that is not the "
-                         "batch dimension", t->name, d);
+                snprintf(err, errlen,
+                         "input '%s' has a variable dimension %zu that is not the "
+                         "batch dimension",
+                         t->name, d);
                 goto done;
             }
             x->shape[i][d] = v;
             count *= (size_t)v;
         }
         if (o->batch != 1 && (t->rank == 0 || t->shape[0] != -1)) {
-            snprintf(err, errlen, "model '%s' does not batch (input '%s' has no -1 batch "
-                     "dimension): use --batch=1", o->model, t->name);
+            snprintf(err, errlen,
+                     "model '%s' does not batch (input '%s' has no -1 batch "
+                     "dimension): use --batch=1",
+                     o->model, t->name);
             goto done;
         }
         size_t bytes = count * es;
@@ -307,8 +404,8 @@ static int inputs_make(hlt_client_t *ctl, const opts_t *o, inputs_t *x, char *er
         }
         x->n = i + 1;
         fill(x->data[i], t->datatype, count, &rng);
-        x->in[i] = (hlt_input_t){strdup(t->name), t->datatype, t->rank, x->shape[i],
-                                 x->data[i], bytes};
+        x->in[i] =
+            (hlt_input_t){strdup(t->name), t->datatype, t->rank, x->shape[i], x->data[i], bytes};
         x->bytes += bytes;
     }
     rc = 0;
@@ -387,8 +484,8 @@ static void on_edge(load_edge_t edge, void *arg)
         return;
     hlt_model_statistics_t *ms;
     char err[400];
-    hlt_status st = hlt_client_model_statistics(e->ctl, e->o->model, e->o->version, &ms, err,
-                                                sizeof err);
+    hlt_status st =
+        hlt_client_model_statistics(e->ctl, e->o->model, e->o->version, &ms, err, sizeof err);
     if (st) {
         snprintf(e->err, sizeof e->err, "ModelStatistics: %s (%s)", err, hlt_status_name(st));
         return;
@@ -426,8 +523,7 @@ static void split_from(const edge_ctx_t *e, summary_t *s)
     if (s->requests) {
         s->client_cpu_us = (e->s[1].client_cpu_s - e->s[0].client_cpu_s) * 1e6 / s->requests;
         if (e->s[0].server_cpu_s >= 0 && e->s[1].server_cpu_s >= 0)
-            s->server_cpu_us =
-                (e->s[1].server_cpu_s - e->s[0].server_cpu_s) * 1e6 / s->requests;
+            s->server_cpu_us = (e->s[1].server_cpu_s - e->s[0].server_cpu_s) * 1e6 / s->requests;
     }
     if (!e->s[0].ok || !e->s[1].ok)
         return;
@@ -459,17 +555,26 @@ static int measure(const opts_t *o, hlt_client_t *const *clients, hlt_client_t *
 {
     memset(out, 0, sizeof *out);
     edge_ctx_t e = {.ctl = ctl, .o = o, .want_stats = mode == LOAD_INFER};
-    load_spec_t spec = {.mode = mode, .clients = clients, .n_clients = o->clients, .req = req,
-                        .concurrency = o->concurrency, .warmup_s = o->warmup_s,
-                        .duration_s = o->duration_s, .requests = o->requests,
+    load_spec_t spec = {.mode = mode,
+                        .clients = clients,
+                        .n_clients = o->clients,
+                        .req = req,
+                        .concurrency = o->concurrency,
+                        .warmup_s = o->warmup_s,
+                        .duration_s = o->duration_s,
+                        .requests = o->requests,
                         .max_time_s = o->max_time_s,
-                        .drain_s = (double)o->timeout_ms / 1e3 + 5, .max_errors = o->max_errors,
-                        .on_edge = on_edge, .edge_arg = &e};
+                        .drain_s = (double)o->timeout_ms / 1e3 + 5,
+                        .max_errors = o->max_errors,
+                        .on_edge = on_edge,
+                        .edge_arg = &e};
     /* "floor": ServerLive measured beside an inference run; "live": --mode=live alone. */
     const char *name = mode == LOAD_INFER ? "infer" : !strcmp(o->mode, "infer") ? "floor" : "live";
     if (!o->quiet)
-        fprintf(stderr, "hltinfer-bench: %s: concurrency %u over %u client(s), warm-up %.1f s, "
-                        "%s...\n", name, o->concurrency, o->clients, o->warmup_s,
+        fprintf(stderr,
+                "hltinfer-bench: %s: concurrency %u over %u client(s), warm-up %.1f s, "
+                "%s...\n",
+                name, o->concurrency, o->clients, o->warmup_s,
                 o->requests ? "counting requests" : "measuring");
     char err[512] = "";
     if (load_run(&spec, &out->res, err, sizeof err) != 0) {
@@ -494,17 +599,17 @@ static int measure(const opts_t *o, hlt_client_t *const *clients, hlt_client_t *
         fprintf(stderr, "hltinfer-bench: %s: no server split: %s\n", name, e.err);
     load_result_t *r = &out->res;
     if (r->errors_total)
-        fprintf(stderr, "hltinfer-bench: %s: %llu failed calls (%llu inside the window); first: "
-                        "%s: %s\n", name, (unsigned long long)r->errors_total,
-                (unsigned long long)r->errors, hlt_status_name(r->first_error),
-                r->first_message);
+        fprintf(stderr,
+                "hltinfer-bench: %s: %llu failed calls (%llu inside the window); first: "
+                "%s: %s\n",
+                name, (unsigned long long)r->errors_total, (unsigned long long)r->errors,
+                hlt_status_name(r->first_error), r->first_message);
     if (r->stopped_early == 1)
         fprintf(stderr, "hltinfer-bench: %s: stopped early after more than %llu errors\n", name,
                 (unsigned long long)o->max_errors);
     if (r->stopped_early == 2)
         fprintf(stderr, "hltinfer-bench: %s: --max-time reached after %llu of %llu requests\n",
-                name, (unsigned long long)(r->ok + r->errors),
-                (unsigned long long)o->requests);
+                name, (unsigned long long)(r->ok + r->errors), (unsigned long long)o->requests);
     if (r->lost_samples)
         fprintf(stderr, "hltinfer-bench: %s: %llu latency samples lost (out of memory)\n", name,
                 (unsigned long long)r->lost_samples);
@@ -558,14 +663,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "hltinfer-bench: %s\n", err);
             goto done;
         }
-        req = (hlt_infer_request_t){.model = o.model, .version = o.version, .inputs = x.in,
-                                    .n_inputs = x.n};
+        req = (hlt_infer_request_t){
+            .model = o.model, .version = o.version, .inputs = x.in, .n_inputs = x.n};
         /* One synchronous call first: a model that rejects the inputs fails here, clearly. */
         hlt_infer_result_t *r;
         st = hlt_client_infer(ctl, &req, &r, err, sizeof err);
         if (st) {
-            fprintf(stderr, "hltinfer-bench: a first ModelInfer of '%s' failed: %s (%s)\n",
-                    o.model, err, hlt_status_name(st));
+            fprintf(stderr, "hltinfer-bench: a first ModelInfer of '%s' failed: %s (%s)\n", o.model,
+                    err, hlt_status_name(st));
             goto done;
         }
         hlt_infer_result_free(r);
@@ -619,7 +724,8 @@ int main(int argc, char **argv)
         }
     if (mi.ran && ml.ran && mi.sum.p50_vs_live >= 0)
         printf("ratios: infer p50 / floor (ServerLive) p50 = %.2fx; infer throughput / floor "
-               "throughput = %.2f\n", mi.sum.p50_vs_live, mi.sum.throughput_vs_live);
+               "throughput = %.2f\n",
+               mi.sum.p50_vs_live, mi.sum.throughput_vs_live);
     if (infer && x.bytes >= 100000 && mi.sum.throughput > 0)
         printf("effective input rate: %.1f MB/s\n", mi.sum.throughput * (double)x.bytes / 1e6);
     fflush(stdout);

@@ -118,8 +118,7 @@ static void complete(slot_t *s, hlt_status st, const char *msg)
         } else {
             lc->errors++;
         }
-        if (L->spec->requests &&
-            atomic_fetch_add(&L->measured, 1) + 1 == L->spec->requests) {
+        if (L->spec->requests && atomic_fetch_add(&L->measured, 1) + 1 == L->spec->requests) {
             pthread_mutex_lock(&L->mu);
             L->t_end = end;
             atomic_store(&L->phase, PH_COOLDOWN);

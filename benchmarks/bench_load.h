@@ -34,11 +34,11 @@ typedef struct load_spec {
     const hlt_infer_request_t *req; /* LOAD_INFER: borrowed for the whole run */
     uint32_t concurrency;
     double warmup_s;
-    double duration_s;  /* time mode: length of the window */
-    uint64_t requests;  /* >0: count mode, the window closes at the N-th completion */
-    double max_time_s;  /* count mode: the window closes after this long in any case */
-    double drain_s;     /* longest wait for the calls in flight after the window */
-    uint64_t max_errors; /* the run stops early after more errors than this */
+    double duration_s;    /* time mode: length of the window */
+    uint64_t requests;    /* >0: count mode, the window closes at the N-th completion */
+    double max_time_s;    /* count mode: the window closes after this long in any case */
+    double drain_s;       /* longest wait for the calls in flight after the window */
+    uint64_t max_errors;  /* the run stops early after more errors than this */
     load_edge_fn on_edge; /* may be NULL */
     void *edge_arg;
 } load_spec_t;

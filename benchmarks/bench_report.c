@@ -67,10 +67,9 @@ void report_server_split(FILE *f, const summary_t *s)
                 "total %.1f us = queue %.1f + compute_input %.1f + compute_infer %.1f + "
                 "compute_output %.1f (+ frontend); mean executed batch %.2f rows "
                 "(%llu rows in %llu executions)\n",
-                (unsigned long long)s->server.d_requests, s->server.success_us,
-                s->server.queue_us, s->server.compute_input_us, s->server.compute_infer_us,
-                s->server.compute_output_us, s->server.mean_batch,
-                (unsigned long long)s->server.d_inferences,
+                (unsigned long long)s->server.d_requests, s->server.success_us, s->server.queue_us,
+                s->server.compute_input_us, s->server.compute_infer_us, s->server.compute_output_us,
+                s->server.mean_batch, (unsigned long long)s->server.d_inferences,
                 (unsigned long long)s->server.d_executions);
     if (s->client_cpu_us >= 0 || s->server_cpu_us >= 0) {
         fprintf(f, "  CPU per call:");

@@ -45,8 +45,8 @@ static void on_signal(int sig)
 static int start_live(conn_t *k, grpc_completion_queue *cq, int timeout_s)
 {
     grpc_slice empty = grpc_empty_slice();
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                   gpr_time_from_seconds(timeout_s, GPR_TIMESPAN));
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(timeout_s, GPR_TIMESPAN));
     k->call = grpc_channel_create_call(
         k->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
         grpc_slice_from_static_string("/inference.GRPCInferenceService/ServerLive"), NULL, dl,
@@ -107,8 +107,10 @@ int main(int argc, char **argv)
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (rlim_t)n + 64 > rl.rlim_cur)
-        fprintf(stderr, "hltinfer-conn-hold: warning: %ld connections need more descriptors than "
-                        "the limit of %llu\n", n, (unsigned long long)rl.rlim_cur);
+        fprintf(stderr,
+                "hltinfer-conn-hold: warning: %ld connections need more descriptors than "
+                "the limit of %llu\n",
+                n, (unsigned long long)rl.rlim_cur);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -148,8 +150,9 @@ int main(int argc, char **argv)
             continue;
         while (inflight > 0 && !stop) {
             grpc_event ev = grpc_completion_queue_next(
-                cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                 gpr_time_from_seconds(timeout_s + 5, GPR_TIMESPAN)),
+                cq,
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_seconds(timeout_s + 5, GPR_TIMESPAN)),
                 NULL);
             if (ev.type != GRPC_OP_COMPLETE) {
                 fprintf(stderr, "hltinfer-conn-hold: timed out waiting for connections\n");

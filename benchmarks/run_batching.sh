@@ -88,14 +88,14 @@ stop_pid "$SL_PID"
 start_server M_PID M_PORT models
 sleep 1
 # A first call of each kind, so lazily allocated state is in the idle figure.
-timeout 60 "$BENCH" --url=127.0.0.1:$M_PORT --model=jet_tagger --requests=10 --warmup=0 \
+timeout 60 "${NICE[@]}" "$BENCH" --url=127.0.0.1:$M_PORT --model=jet_tagger --requests=10 --warmup=0 \
     --quiet >/dev/null 2>&1 || true
 sleep 0.5
 idle=$(rss_kb "$M_PID")
 log "idle RSS ${idle} kB; opening $NCONN connections"
 # conn-hold holds its connections until its stdin (a FIFO held open here as fd 7) closes.
 mkfifo "$TMP_DIR/hold.in"
-timeout 300 "$CONN_HOLD" "$M_PORT" "$NCONN" 60 <"$TMP_DIR/hold.in" >"$TMP_DIR/hold.out" \
+timeout 300 "${NICE[@]}" "$CONN_HOLD" "$M_PORT" "$NCONN" 60 <"$TMP_DIR/hold.in" >"$TMP_DIR/hold.out" \
     2>"$TMP_DIR/hold.err" &
 HOLD_PID=$!
 STARTED_PIDS+=("$HOLD_PID")
@@ -119,7 +119,7 @@ hwm0=$(awk '/^VmHWM:/ {print $2}' "/proc/$M_PID/status")
 base=$(rss_kb "$M_PID")
 log "burst: 1024 FACILE 16000-row requests in flight against one instance"
 BURST_OUT=$TMP_DIR/burst.out
-timeout 200 "$BENCH" --url=127.0.0.1:$M_PORT --model=facile --batch=16000 --concurrency=1024 \
+timeout 200 "${NICE[@]}" "$BENCH" --url=127.0.0.1:$M_PORT --model=facile --batch=16000 --concurrency=1024 \
     --duration=4 --warmup=2 --timeout-ms=60000 --no-floor --label=burst \
     --csv="$TMP_DIR/burst.csv" >"$BURST_OUT" 2>&1 &
 BURST_PID=$!

@@ -175,8 +175,8 @@ Test(client_meta, live_async_callback_submits_the_next_call)
     chain_t ch = {.c = connect_to(srv.url, NULL), .left = 500};
     tally_init(&ch.t);
     char err[1024];
-    cr_assert_eq(hlt_client_server_live_async(ch.c, chain_next, &ch, NULL, err, sizeof err),
-                 HLT_OK, "%s", err);
+    cr_assert_eq(hlt_client_server_live_async(ch.c, chain_next, &ch, NULL, err, sizeof err), HLT_OK,
+                 "%s", err);
     cr_assert(tally_wait(&ch.t, 1, 60), "the chain did not finish");
     cr_expect_eq(ch.t.ok, 1, "%s", ch.t.msg);
     cr_expect_eq(ch.t.live, 1);
@@ -282,8 +282,8 @@ Test(client_meta_offline, live_handle_in_flight_is_failed_precondition)
     cr_assert_geq(fd, 0);
     char url[64], err[1024];
     snprintf(url, sizeof url, "127.0.0.1:%d", port);
-    hlt_client_t *c = connect_to(url, &(hlt_client_options_t){.timeout_ms = 1500,
-                                                               .max_retries = -1});
+    hlt_client_t *c =
+        connect_to(url, &(hlt_client_options_t){.timeout_ms = 1500, .max_retries = -1});
     hlt_infer_handle_t *h;
     cr_assert_eq(hlt_client_server_live_async(c, NULL, NULL, &h, err, sizeof err), HLT_OK);
     bool live = true;
