@@ -168,8 +168,9 @@ fi
     echo
     if [[ -n $msg_bytes ]]; then
         echo "Computed per queued FACILE request: the request message (~$msg_bytes bytes of"
-        echo "tensor data plus a few dozen bytes of protobuf framing, kept in the received gRPC"
-        echo "buffer: the codec references it rather than copying) + the job struct"
+        echo "tensor data plus a few dozen bytes of protobuf framing, kept once in one contiguous"
+        echo "slice: the frontend joins a multi-slice message with one copy, the codec then"
+        echo "references the tensors in it) + the job struct"
         echo "(sizeof(infer_job_t) = $job_size bytes, embedded in the frontend's call state) + gRPC"
         echo "core's per-call state (a few KB). The measured figure above also includes the"
         echo "batch's gathered input and output buffers of the instance worker."

@@ -174,12 +174,12 @@ def include_notes(lines, path, title):
         lines += open(path).read().rstrip().splitlines()
 
 
-def profiles(lines, outdir, prefix, exclude=None):
+def profiles(lines, outdir, prefix, exclude=None, title="Profiles of the missed targets"):
     files = sorted(f for f in os.listdir(outdir) if f.startswith(prefix) and f.endswith(".txt")
                    and not (exclude and f.startswith(exclude)))
     if not files:
         return
-    lines += ["", "## Profiles of the missed targets", "",
+    lines += ["", f"## {title}", "",
               "`perf record -g` on the server during a 10 s load (self time, top symbols; full "
               "extracts in the files named)."]
     for f in files:
@@ -354,7 +354,8 @@ def cmd_batching_report(path, machine_md, loadavg, memory_txt, outdir):
     if os.path.exists(memory_txt):
         L += ["", "## Server memory (VmRSS)", ""]
         L += open(memory_txt).read().rstrip().splitlines()
-    profiles(L, outdir, "perf-batching")
+    profiles(L, outdir, "perf-batching",
+             title="Profile of the batched server at the highest concurrency")
     include_notes(L, os.path.join(outdir, "batching-notes.md"),
                   "Findings (hand-written from the runs and profiles above)")
     print("\n".join(L))

@@ -38,7 +38,7 @@ static const char *const method_paths[M_COUNT] = {
 };
 
 #define GENERIC_SLOTS 4
-#define SMALL_SLOTS 16
+#define SMALL_SLOTS 64
 
 static void post_slot(frontend_t *fe, int method)
 {
