@@ -16,9 +16,12 @@
  *    reference instead: the graph's nodes run back to back through their ops.h run functions
  *    (intermediates sharing buffers by liveness), each call timed, per node the median over
  *    ~200 ms, so execute / op-by-op shows what the executor's fusion buys;
- *  - opencl: kernel time = the sum of the kernels' profiling events (ocl_kernel_ns), in a
- *    separate pass with one event per kernel; transfers (upload + download events) are taken
- *    out too and reported apart, so the overhead is host-side enqueue, launch and sync;
+ *  - opencl: the execute column is the server's configuration (a queue without profiling);
+ *    kernel time = the sum of the kernels' profiling events (ocl_kernel_ns), in a separate
+ *    pass on a second instance with a profiling queue (HLT_OPENCL_PROFILING=1) and one event
+ *    per kernel; transfers (upload + download events) are taken out too and reported apart,
+ *    and the overhead is computed within that pass (its execute wall, reported too), so it is
+ *    host-side enqueue, launch and sync;
  *  - other backends: execute wall minus the upload + compute + download spans they report.
  * Writes one CSV row per (model, batch, device) and a markdown table. Single-threaded BLAS, as
  * in the server (one BLAS thread per instance worker); PoCL uses every core. */
@@ -34,9 +37,13 @@
 #endif
 
 #include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_IO 8
 
@@ -45,6 +52,8 @@ typedef struct opts {
     int64_t batches[16];
     int n_batches, reps;
     double min_ms;
+    bool pinned;   /* I/O buffers from the backend's host_alloc (as the server's batch staging) */
+    int instances; /* > 1: also the steady state of this many instances on one device */
 } opts_t;
 
 static int cmp_d(const void *a, const void *b)
@@ -313,6 +322,8 @@ typedef struct result {
     double kernel_ns;    /* -1 when unknown */
     double prof_exec_ns; /* execute wall in the kernel-profiling pass (opencl) */
     double prof_xfer_ns; /* upload + download in that pass */
+    double pipe_ns;      /* wall per batch with o->instances instances running at once; 0 = not
+                            measured */
 } result_t;
 
 /* One execute, its timing added to the sums (the first error sticks and stops the work). */
@@ -345,6 +356,153 @@ static void exec_once(void *arg)
 #endif
 }
 
+/* Random inputs and output buffers for one instance: malloc'ed, or (pinned) from the
+ * backend's host_alloc as the server's batch staging buffers are. */
+static hlt_status io_alloc(const backend_i *b, backend_instance_t *inst, const engine_graph_t *g,
+                           const engine_shape_t *in, const engine_shape_t *oshape, bool pinned,
+                           void **inputs, void **outputs)
+{
+    const size_t ni = engine_graph_num_inputs(g), no = engine_graph_num_outputs(g);
+    for (size_t i = 0; i < ni; i++) {
+        const size_t bytes = bytes_of(&in[i], engine_graph_input(g, i)->dtype);
+        void *r = rand_buf(bytes);
+        inputs[i] = pinned ? backend_host_alloc(b, inst, bytes + 64) : r;
+        if (!inputs[i] || !r) {
+            free(r);
+            return HLT_RESOURCE_EXHAUSTED;
+        }
+        if (pinned) {
+            memcpy(inputs[i], r, bytes);
+            free(r);
+        }
+    }
+    for (size_t i = 0; i < no; i++) {
+        const size_t bytes = bytes_of(&oshape[i], engine_graph_output(g, i)->dtype) + 64;
+        outputs[i] = pinned ? backend_host_alloc(b, inst, bytes) : rand_buf(bytes);
+        if (!outputs[i])
+            return HLT_RESOURCE_EXHAUSTED;
+    }
+    return HLT_OK;
+}
+
+static void io_free(const backend_i *b, backend_instance_t *inst, bool pinned, void **inputs,
+                    void **outputs)
+{
+    for (size_t i = 0; i < MAX_IO; i++) {
+        if (pinned) {
+            if (inputs[i])
+                backend_host_free(b, inst, inputs[i]);
+            if (outputs[i])
+                backend_host_free(b, inst, outputs[i]);
+        } else {
+            free(inputs[i]);
+            free(outputs[i]);
+        }
+        inputs[i] = outputs[i] = NULL;
+    }
+}
+
+/* ---- several instances on one device at once: the server's instance_group count > 1 ---- */
+
+typedef struct pipe_worker {
+    const backend_i *b;
+    backend_instance_t *inst;
+    void *inputs[MAX_IO], *outputs[MAX_IO];
+    _Atomic int *go; /* 0 wait, 1 run, 2 stop */
+    double n;        /* executes done while go == 1 */
+    hlt_status st;
+    char err[256];
+    pthread_t th;
+} pipe_worker_t;
+
+static void *pipe_main(void *arg)
+{
+    pipe_worker_t *w = arg;
+    while (atomic_load(w->go) == 0)
+        ;
+    while (atomic_load(w->go) == 1 && w->st == HLT_OK) {
+        w->st = w->b->execute(w->inst, (const void *const *)w->inputs, w->outputs, NULL, w->err,
+                              sizeof w->err);
+        if (atomic_load(w->go) == 1)
+            w->n++;
+    }
+    return NULL;
+}
+
+/* Wall time per batch while o->instances instances (each its own queue/stream, as the server's
+ * instance workers) execute back to back on one device: the steady state with consecutive
+ * batches overlapping (one instance's upload/launches during another's kernels). Median of
+ * o->reps windows of o->min_ms. */
+static hlt_status measure_pipelined(const backend_i *b, int device, const backend_model_t *bm,
+                                    const engine_shape_t *in, const opts_t *o, result_t *res,
+                                    char *err, size_t errlen)
+{
+    enum { MAX_INST = 8 };
+    const int n = o->instances < MAX_INST ? o->instances : MAX_INST;
+    pipe_worker_t w[MAX_INST];
+    memset(w, 0, sizeof w);
+    _Atomic int go = 0;
+    hlt_status st = HLT_OK;
+    engine_shape_t oshape[MAX_IO];
+    int made = 0;
+    for (; made < n && st == HLT_OK; made++) {
+        w[made].b = b;
+        w[made].go = &go;
+        if ((st = b->instance_create(device, bm, &w[made].inst, err, errlen)) != HLT_OK)
+            break;
+        if ((st = b->prepare(w[made].inst, in, oshape, err, errlen)) != HLT_OK ||
+            (st = io_alloc(b, w[made].inst, bm->graph, in, oshape, o->pinned, w[made].inputs,
+                           w[made].outputs)) != HLT_OK) {
+            made++;
+            break;
+        }
+        for (int k = 0; k < 2 && st == HLT_OK; k++)
+            st = b->execute(w[made].inst, (const void *const *)w[made].inputs, w[made].outputs,
+                            NULL, err, errlen);
+    }
+    double v[16];
+    int reps = 0;
+    for (int r = 0; st == HLT_OK && r < o->reps; r++) {
+        atomic_store(&go, 0);
+        int started = 0;
+        for (int i = 0; i < n; i++, started++) {
+            w[i].n = 0;
+            if (pthread_create(&w[i].th, NULL, pipe_main, &w[i])) {
+                st = HLT_RESOURCE_EXHAUSTED;
+                snprintf(err, errlen, "cannot start a thread");
+                break;
+            }
+        }
+        atomic_store(&go, 1);
+        const int64_t t0 = hlt_now_ns();
+        struct timespec ts = {(time_t)(o->min_ms / 1e3),
+                              (long)(fmod(o->min_ms, 1e3) * 1e6)};
+        nanosleep(&ts, NULL);
+        double total = 0;
+        for (int i = 0; i < n; i++)
+            total += w[i].n;
+        const int64_t t1 = hlt_now_ns();
+        atomic_store(&go, 2);
+        for (int i = 0; i < started; i++) {
+            pthread_join(w[i].th, NULL);
+            if (w[i].st != HLT_OK && st == HLT_OK) {
+                st = w[i].st;
+                snprintf(err, errlen, "%s", w[i].err);
+            }
+        }
+        if (total > 0)
+            v[reps++] = (double)(t1 - t0) / total;
+    }
+    if (st == HLT_OK && reps)
+        res->pipe_ns = median(v, reps);
+    for (int i = 0; i < made; i++)
+        if (w[i].inst) {
+            io_free(b, w[i].inst, o->pinned, w[i].inputs, w[i].outputs);
+            b->instance_destroy(w[i].inst);
+        }
+    return st;
+}
+
 static hlt_status measure(const backend_i *b, int device, const engine_graph_t *g,
                           const engine_shape_t *in, const opts_t *o, result_t *res, char *err,
                           size_t errlen)
@@ -353,16 +511,16 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
     backend_instance_t *inst = NULL;
     hlt_status st = model_config_parse("bench", NULL, 0, &cfg, err, errlen);
     const backend_model_t bm = {g, cfg, "bench"};
-    const size_t ni = engine_graph_num_inputs(g), no = engine_graph_num_outputs(g);
     void *inputs[MAX_IO] = {0}, *outputs[MAX_IO] = {0};
     engine_shape_t oshape[MAX_IO];
     if (st || (st = b->instance_create(device, &bm, &inst, err, errlen)) ||
         (st = b->prepare(inst, in, oshape, err, errlen)))
         goto out;
-    for (size_t i = 0; i < ni; i++)
-        inputs[i] = rand_buf(bytes_of(&in[i], engine_graph_input(g, i)->dtype));
-    for (size_t i = 0; i < no; i++)
-        outputs[i] = rand_buf(bytes_of(&oshape[i], engine_graph_output(g, i)->dtype) + 64);
+    if (io_alloc(b, inst, g, in, oshape, o->pinned, inputs, outputs) != HLT_OK) {
+        st = HLT_RESOURCE_EXHAUSTED;
+        snprintf(err, errlen, "out of memory for the I/O buffers");
+        goto out;
+    }
     exec_ctx_t x = {.b = b,
                     .inst = inst,
                     .in = (const void *const *)inputs,
@@ -389,6 +547,23 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
     res->kernel_ns = res->prof_exec_ns = res->prof_xfer_ns = -1;
 #ifdef HLT_HAVE_OPENCL
     if (!strcmp(b->name, "opencl")) {
+        /* the split and the kernel times need a profiling queue, which the server's instances
+         * do not have (it slows PoCL): a second instance with one, used from here on */
+        io_free(b, inst, o->pinned, inputs, outputs);
+        b->instance_destroy(inst);
+        inst = NULL;
+        setenv("HLT_OPENCL_PROFILING", "1", 1);
+        if ((st = b->instance_create(device, &bm, &inst, err, errlen)) ||
+            (st = b->prepare(inst, in, oshape, err, errlen)))
+            goto out;
+        if (io_alloc(b, inst, g, in, oshape, o->pinned, inputs, outputs) != HLT_OK) {
+            st = HLT_RESOURCE_EXHAUSTED;
+            snprintf(err, errlen, "out of memory for the I/O buffers");
+            goto out;
+        }
+        x.inst = inst;
+        for (int w = 0; w < 3; w++)
+            exec_once(&x);
         ocl_set_kernel_profiling(inst, true);
         x.kernels = true;
         double k[16], e[16], xf[16];
@@ -398,9 +573,15 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
             e[r] = sample(exec_once, &x, o->min_ms);
             k[r] = x.kern / x.n;
             xf[r] = x.xfer / x.n;
+            up[r] = x.up / x.n;
+            co[r] = x.co / x.n;
+            dn[r] = x.dn / x.n;
         }
         if ((st = x.st))
             goto out;
+        res->upload_ns = median(up, o->reps);
+        res->compute_ns = median(co, o->reps);
+        res->download_ns = median(dn, o->reps);
         if (ocl_kernel_ns(inst) >= 0) {
             res->kernel_ns = median(k, o->reps);
             res->prof_exec_ns = median(e, o->reps);
@@ -408,11 +589,12 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
         }
     }
 #endif
+    if (o->instances > 1 && st == HLT_OK)
+        st = measure_pipelined(b, device, &bm, in, o, res, err, errlen);
 out:
-    for (size_t i = 0; i < MAX_IO; i++) {
-        free(inputs[i]);
-        free(outputs[i]);
-    }
+    unsetenv("HLT_OPENCL_PROFILING");
+    if (inst)
+        io_free(b, inst, o->pinned, inputs, outputs);
     if (inst)
         b->instance_destroy(inst);
     model_config_destroy(cfg);
@@ -428,7 +610,7 @@ static void parse_batches(opts_t *o, const char *s)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.models = "models", .reps = 3, .min_ms = 300};
+    opts_t o = {.models = "models", .reps = 3, .min_ms = 300, .instances = 1};
     parse_batches(&o, "1,16,256,4096,16000");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -444,10 +626,14 @@ int main(int argc, char **argv)
             o.csv = a + 6;
         else if (!strncmp(a, "--md=", 5))
             o.md = a + 5;
+        else if (!strcmp(a, "--pinned"))
+            o.pinned = true;
+        else if (!strncmp(a, "--instances=", 12))
+            o.instances = atoi(a + 12) < 1 ? 1 : atoi(a + 12) > 8 ? 8 : atoi(a + 12);
         else {
             fprintf(stderr,
                     "usage: %s [--models=DIR] [--batches=1,16,...] [--reps=N] "
-                    "[--min-ms=MS] [--csv=FILE] [--md=FILE]\n",
+                    "[--min-ms=MS] [--pinned] [--instances=N] [--csv=FILE] [--md=FILE]\n",
                     argv[0]);
             return 2;
         }
@@ -460,7 +646,8 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(csv, "model,batch,backend,device,exec_us,rows_per_s,upload_us,compute_us,download_us,"
-                 "kernel_us,overhead_pct,transfer_pct,gemm_gflops_ours,gemm_gflops_openblas\n");
+                 "kernel_us,overhead_pct,transfer_pct,gemm_gflops_ours,gemm_gflops_openblas,"
+                 "instances,pipelined_us_per_batch,pipelined_overhead_pct,profiled_exec_us\n");
     /* every device of every backend but xrt (bitstreams only); the CPU first, the reference */
     const backend_i *bes[16];
     int devno[16];
@@ -489,8 +676,10 @@ int main(int argc, char **argv)
     if (md)
         fprintf(md, "| model | batch | backend | execute µs | rows/s | vs cpu | upload µs | "
                     "compute µs | download µs | kernels µs | overhead | transfers | "
-                    "CPU GEMM GFLOP/s (ours / OpenBLAS) |\n|---|---|---|---|---|---|---|---|---|"
-                    "---|---|---|---|\n");
+                    "CPU GEMM GFLOP/s (ours / OpenBLAS) |%s\n|---|---|---|---|---|---|---|---|---|"
+                    "---|---|---|---|%s\n",
+                o.instances > 1 ? " µs per batch, instances at once | overhead then |" : "",
+                o.instances > 1 ? "---|---|" : "");
     for (size_t mi = 0; mi < 2; mi++) {
         char path[1024], err[512];
         snprintf(path, sizeof path, "%s/%s/1/model.onnx", o.models, models[mi]);
@@ -539,11 +728,21 @@ int main(int argc, char **argv)
                     is_cpu && ck.gemm_ns_ours > 0 ? ck.gemm_flops / ck.gemm_ns_ours : 0;
                 const double g_blas =
                     is_cpu && ck.gemm_ns_blas > 0 ? ck.gemm_flops / ck.gemm_ns_blas : 0;
+                /* pipelined: the same split against the wall per batch with several
+                 * instances at once (kernels and transfers of the synchronous pass) */
+                const double kx = kern >= 0 && !is_cpu ? kern + r.prof_xfer_ns
+                                                       : r.upload_ns + r.compute_ns +
+                                                             r.download_ns;
+                const double pover = r.pipe_ns > 0 && !is_cpu ? (r.pipe_ns - kx) / r.pipe_ns
+                                                              : 0.0 / 0.0;
                 fprintf(csv,
-                        "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f\n",
+                        "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
+                        "%d,%.2f,%.2f,%.2f\n",
                         models[mi], (long long)batch, label, dev[k], r.exec_ns / 1e3, rows,
                         r.upload_ns / 1e3, r.compute_ns / 1e3, r.download_ns / 1e3,
-                        kern >= 0 ? kern / 1e3 : -1, 100 * over, 100 * xfer, g_ours, g_blas);
+                        kern >= 0 ? kern / 1e3 : -1, 100 * over, 100 * xfer, g_ours, g_blas,
+                        o.instances, r.pipe_ns / 1e3, 100 * pover,
+                        r.prof_exec_ns > 0 ? r.prof_exec_ns / 1e3 : -1);
                 fflush(csv);
                 if (md) {
                     char gemm[64] = "", ratio[32] = "";
@@ -557,17 +756,28 @@ int main(int argc, char **argv)
                     if (is_cpu)
                         fprintf(md, "%.1f (op by op) | – | ", kern / 1e3);
                     else if (kern >= 0)
-                        fprintf(md, "%.1f | %.1f%% | ", kern / 1e3, 100 * over);
+                        fprintf(md, "%.1f | %.1f%% (of %.1f) | ", kern / 1e3, 100 * over,
+                                r.prof_exec_ns / 1e3);
                     else
                         fprintf(md, "– | %.1f%% (spans) | ", 100 * over);
                     if (is_cpu)
-                        fprintf(md, "– | %s |\n", gemm);
+                        fprintf(md, "– | %s |", gemm);
                     else
-                        fprintf(md, "%.1f%% | |\n", 100 * xfer);
+                        fprintf(md, "%.1f%% | |", 100 * xfer);
+                    if (o.instances > 1 && r.pipe_ns > 0 && !is_cpu)
+                        fprintf(md, " %.1f | %.1f%% |\n", r.pipe_ns / 1e3, 100 * pover);
+                    else if (o.instances > 1 && r.pipe_ns > 0)
+                        fprintf(md, " %.1f | – |\n", r.pipe_ns / 1e3);
+                    else if (o.instances > 1)
+                        fprintf(md, " – | – |\n");
+                    else
+                        fprintf(md, "\n");
                 }
                 fprintf(stderr,
-                        "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%\n",
-                        models[mi], (long long)batch, label, r.exec_ns / 1e3, rows, 100 * over);
+                        "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%"
+                        "  | x%d: %.1f us/batch overhead %5.1f%%\n",
+                        models[mi], (long long)batch, label, r.exec_ns / 1e3, rows, 100 * over,
+                        o.instances, r.pipe_ns / 1e3, 100 * pover);
             }
         }
         engine_graph_destroy(g);

@@ -84,8 +84,18 @@ static void usage(FILE *f)
         "                               queue time per request exceeds N us, so new jobs go\n"
         "                               elsewhere (SuperSONIC-style admission; 0 = off)\n"
         "  --admission-window-ms=N      window over which that average is taken (1000)\n"
-        "  -h, --help                   this text\n",
+        "  --backend-config=BACKEND,SETTING=VALUE\n"
+        "                               restrict a backend (repeat): devices=I[,J...] lets\n"
+        "                               instances use only these device indices (the\n"
+        "                               backend's own numbering); devices=none or\n"
+        "                               enabled=false disables the backend\n"
+        "  -h, --help                   this text\n"
+        "\n"
+        "Backends in this build:",
         HLT_DEFAULT_MODEL_REPOSITORY);
+    for (const char *const *n = backend_names(); *n; n++)
+        fprintf(f, " %s", *n);
+    fprintf(f, "\n");
 }
 
 static bool parse_int(const char *s, int lo, int hi, int *out)
@@ -132,7 +142,8 @@ static int parse_args(int argc, char **argv, options_t *o)
         O_AHTTP,
         O_AMETRICS,
         O_ADM,
-        O_ADMWIN
+        O_ADMWIN,
+        O_BACKEND_CONFIG
     };
     static const struct option longopts[] = {
         {"model-repository", required_argument, NULL, O_REPO},
@@ -153,6 +164,7 @@ static int parse_args(int argc, char **argv, options_t *o)
         {"allow-metrics", required_argument, NULL, O_AMETRICS},
         {"admission-queue-us", required_argument, NULL, O_ADM},
         {"admission-window-ms", required_argument, NULL, O_ADMWIN},
+        {"backend-config", required_argument, NULL, O_BACKEND_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -220,6 +232,17 @@ static int parse_args(int argc, char **argv, options_t *o)
         case O_ADMWIN:
             ok = parse_int(optarg, 1, 3600000, &o->admission_window_ms);
             break;
+        case O_BACKEND_CONFIG: {
+            /* applied at once: nothing has probed a backend yet */
+            char err[512];
+            if (backend_configure(optarg, err, sizeof err)) {
+                fprintf(stderr, "hltinfer-server: %s\n", err);
+                return 2;
+            }
+            if (err[0]) /* accepted with a warning (a backend this build lacks) */
+                fprintf(stderr, "hltinfer-server: warning: %s\n", err);
+            break;
+        }
         case 'h':
             usage(stdout);
             return 1;

@@ -55,6 +55,14 @@ struct model {
     engine_graph_t *graph; /* NULL for bitstream (FPGA) models */
     char *model_path;
     char *placement; /* where the instances run, e.g. "cpu:0 x1" */
+    /* The config as ModelConfig reports it: a shallow copy of *cfg whose instance groups list
+     * the devices the instances run on and whose parameters name the chosen gpu_backend. Only
+     * the arrays below are owned here; every other pointer is borrowed from cfg. */
+    model_config_t reported;
+    model_instance_group_t *rep_groups;
+    int32_t **rep_gpus; /* per group: resolved device list (NULL for KIND_CPU) */
+    model_kv_t *rep_params;
+    char gpu_backend_key[16], gpu_backend_name[16];
     /* config input/output index -> model I/O index (graph order, or config order) */
     int16_t cfg_in_to_graph[HLT_MAX_IO], cfg_out_to_graph[HLT_MAX_IO];
     hlt_dtype io_out_dtype[HLT_MAX_IO]; /* per model output (model I/O order) */
@@ -390,13 +398,22 @@ static const char *config_param(const model_config_t *cfg, const char *name)
     return NULL;
 }
 
+static const char *kind_name(instance_kind k)
+{
+    return k == INSTANCE_KIND_GPU     ? "KIND_GPU"
+           : k == INSTANCE_KIND_CPU   ? "KIND_CPU"
+           : k == INSTANCE_KIND_MODEL ? "KIND_MODEL"
+                                      : "KIND_AUTO";
+}
+
 /* Picks the backend of an instance group: KIND_CPU runs on "cpu"; KIND_GPU on the backend the
- * config names (parameter "gpu_backend": "cuda" | "opencl") or else CUDA when it has a device,
- * OpenCL otherwise; KIND_MODEL on the backend the config names (bitstream models: "xrt"). */
+ * config names (parameter "gpu_backend": "cuda" | "opencl") or else CUDA when it has a device
+ * --backend-config allows, OpenCL otherwise; KIND_MODEL on the backend the config names
+ * (bitstream models: "xrt"). *n_devices: the devices the backend found (its own numbering). */
 static hlt_status pick_backend(model_t *m, const model_instance_group_t *ig, const backend_i **out,
                                int *n_devices, char *err, size_t errlen)
 {
-    char why[512] = "", reason[256];
+    char why[768] = "", reason[256];
     const char *names_gpu[] = {"cuda", "opencl"};
     const char *wanted = NULL;
     if (ig->kind == INSTANCE_KIND_CPU)
@@ -407,61 +424,144 @@ static hlt_status pick_backend(model_t *m, const model_instance_group_t *ig, con
         wanted = config_param(m->cfg, "gpu_backend");
     for (size_t i = 0; i < (wanted ? 1 : 2); i++) {
         const char *name = wanted ? wanted : names_gpu[i];
-        const backend_i *be = backend_find(name);
-        int n = be ? backend_devices(be, reason, sizeof reason) : 0;
-        if (n > 0) {
+        const backend_i *be = NULL;
+        int n = backend_lookup(name, &be, reason, sizeof reason);
+        if (n > 0 && be) {
             *out = be;
             *n_devices = n;
             return HLT_OK;
         }
         size_t off = strlen(why);
-        snprintf(why + off, sizeof why - off, "%s%s: %s", off ? "; " : "", name,
-                 be ? reason : "not built into this server");
+        snprintf(why + off, sizeof why - off, "%s%s: %s", off ? "; " : "", name, reason);
     }
     return fail(err, errlen, HLT_UNAVAILABLE,
                 "model '%s': instance group '%s' (%s) has no device: %s", m->name,
-                ig->name ? ig->name : "",
-                ig->kind == INSTANCE_KIND_GPU   ? "KIND_GPU"
-                : ig->kind == INSTANCE_KIND_CPU ? "KIND_CPU"
-                                                : "KIND_MODEL",
-                why);
+                ig->name ? ig->name : "", kind_name(ig->kind), why);
+}
+
+/* The devices group ig runs on (each with ig->count instances), into devs (capacity max):
+ * KIND_CPU device 0; KIND_GPU its `gpus`, or else every device --backend-config allows;
+ * KIND_MODEL its `gpus` (cards), or else the first allowed one. A listed device must exist and
+ * be allowed. Returns the number of devices, or -1 with the reason in err. */
+static int group_devices(model_t *m, const model_instance_group_t *ig, const backend_i *be,
+                         int ndev, int *devs, int max, char *err, size_t errlen)
+{
+    const char *gname = ig->name ? ig->name : "";
+    for (size_t k = 0; k < ig->n_gpus; k++) {
+        int d = ig->gpus[k];
+        if (d >= ndev) {
+            fail(err, errlen, HLT_INVALID_ARGUMENT,
+                 "model '%s': instance group '%s' names device %d, but backend %s has %d", m->name,
+                 gname, d, be->name, ndev);
+            return -1;
+        }
+        if (ig->kind != INSTANCE_KIND_CPU && !backend_device_allowed(be, d)) {
+            const char *allowed = backend_config_devices(be);
+            fail(err, errlen, HLT_INVALID_ARGUMENT,
+                 "model '%s': instance group '%s' names %s:%d, which "
+                 "--backend-config=%s,devices=%s excludes",
+                 m->name, gname, be->name, d, be->name, allowed ? allowed : "?");
+            return -1;
+        }
+    }
+    if (ig->kind == INSTANCE_KIND_CPU) {
+        devs[0] = 0;
+        return 1;
+    }
+    if (ig->n_gpus) {
+        if (ig->n_gpus > (size_t)max) {
+            fail(err, errlen, HLT_INVALID_ARGUMENT,
+                 "model '%s': instance group '%s' lists more than %d devices", m->name, gname, max);
+            return -1;
+        }
+        for (size_t k = 0; k < ig->n_gpus; k++)
+            devs[k] = ig->gpus[k];
+        return (int)ig->n_gpus;
+    }
+    /* Without gpus: every allowed device, as Triton does for KIND_GPU; one card for KIND_MODEL.
+     * pick_backend made sure at least one is allowed. */
+    int n = backend_allowed_devices(be, devs, max);
+    if (n > max)
+        n = max;
+    return ig->kind == INSTANCE_KIND_MODEL && n > 1 ? 1 : n;
+}
+
+/* Fills m->reported from m->cfg and the devices each group resolved to (devs[g], ndevs[g]). */
+static hlt_status build_reported_config(model_t *m, int devs[][BACKEND_MAX_DEVICES],
+                                        const int *ndevs, const backend_i *gpu_backend)
+{
+    const model_config_t *cfg = m->cfg;
+    m->reported = *cfg;
+    m->rep_groups = calloc(cfg->n_instance_groups + 1, sizeof *m->rep_groups);
+    m->rep_gpus = calloc(cfg->n_instance_groups + 1, sizeof *m->rep_gpus);
+    if (!m->rep_groups || !m->rep_gpus)
+        return HLT_RESOURCE_EXHAUSTED;
+    for (size_t g = 0; g < cfg->n_instance_groups; g++) {
+        m->rep_groups[g] = cfg->instance_groups[g];
+        if (cfg->instance_groups[g].kind == INSTANCE_KIND_CPU)
+            continue;
+        if (!(m->rep_gpus[g] = calloc((size_t)ndevs[g] + 1, sizeof(int32_t))))
+            return HLT_RESOURCE_EXHAUSTED;
+        for (int k = 0; k < ndevs[g]; k++)
+            m->rep_gpus[g][k] = devs[g][k];
+        m->rep_groups[g].n_gpus = (size_t)ndevs[g];
+        m->rep_groups[g].gpus = m->rep_gpus[g];
+    }
+    m->reported.instance_groups = m->rep_groups;
+    if (gpu_backend && !config_param(cfg, "gpu_backend")) {
+        if (!(m->rep_params = calloc(cfg->n_parameters + 1, sizeof *m->rep_params)))
+            return HLT_RESOURCE_EXHAUSTED;
+        for (size_t i = 0; i < cfg->n_parameters; i++)
+            m->rep_params[i] = cfg->parameters[i];
+        snprintf(m->gpu_backend_key, sizeof m->gpu_backend_key, "gpu_backend");
+        snprintf(m->gpu_backend_name, sizeof m->gpu_backend_name, "%s", gpu_backend->name);
+        m->rep_params[cfg->n_parameters] = (model_kv_t){m->gpu_backend_key, m->gpu_backend_name};
+        m->reported.parameters = m->rep_params;
+        m->reported.n_parameters = cfg->n_parameters + 1;
+    }
+    return HLT_OK;
 }
 
 static hlt_status start_instances(model_t *m, char *err, size_t errlen)
 {
     const model_config_t *cfg = m->cfg;
     int n = 0;
-    const backend_i *be[64];
-    int ndev[64];
+    const backend_i *be[64], *gpu_backend = NULL;
+    int ndev[64], ngd[64];
     if (cfg->n_instance_groups > 64)
         return fail(err, errlen, HLT_INVALID_ARGUMENT, "model '%s': more than 64 instance groups",
                     m->name);
+    int(*gdev)[BACKEND_MAX_DEVICES] = calloc(cfg->n_instance_groups + 1, sizeof *gdev);
+    if (!gdev)
+        return HLT_RESOURCE_EXHAUSTED;
+    hlt_status st = HLT_OK;
     for (size_t g = 0; g < cfg->n_instance_groups; g++) {
         const model_instance_group_t *ig = &cfg->instance_groups[g];
-        hlt_status st = pick_backend(m, ig, &be[g], &ndev[g], err, errlen);
-        if (st)
-            return st;
-        for (size_t k = 0; k < ig->n_gpus; k++)
-            if (ig->gpus[k] >= ndev[g])
-                return fail(err, errlen, HLT_INVALID_ARGUMENT,
-                            "model '%s': instance group '%s' names device %d, but backend %s has "
-                            "%d",
-                            m->name, ig->name ? ig->name : "", ig->gpus[k], be[g]->name, ndev[g]);
-        /* KIND_GPU without gpus: count instances on every device, as Triton does */
-        int devices = ig->kind == INSTANCE_KIND_GPU ? (ig->n_gpus ? (int)ig->n_gpus : ndev[g]) : 1;
-        n += devices * ig->count;
+        if ((st = pick_backend(m, ig, &be[g], &ndev[g], err, errlen)))
+            goto out;
+        ngd[g] = group_devices(m, ig, be[g], ndev[g], gdev[g], BACKEND_MAX_DEVICES, err, errlen);
+        if (ngd[g] < 0) {
+            st = HLT_INVALID_ARGUMENT;
+            goto out;
+        }
+        if (ig->kind == INSTANCE_KIND_GPU && !gpu_backend)
+            gpu_backend = be[g];
+        n += ngd[g] * ig->count;
     }
+    if ((st = build_reported_config(m, gdev, ngd, gpu_backend)))
+        goto out;
     m->instances = calloc((size_t)n, sizeof *m->instances);
-    if (!m->instances)
-        return HLT_RESOURCE_EXHAUSTED;
+    if (!m->instances) {
+        st = HLT_RESOURCE_EXHAUSTED;
+        goto out;
+    }
     backend_model_t bm = {m->graph, m->cfg, m->model_path};
     char place[512] = "";
     int i = 0;
     for (size_t g = 0; g < cfg->n_instance_groups; g++) {
         const model_instance_group_t *ig = &cfg->instance_groups[g];
-        int devices = ig->kind == INSTANCE_KIND_GPU ? (ig->n_gpus ? (int)ig->n_gpus : ndev[g]) : 1;
-        for (int d = 0; d < devices; d++) {
-            int dev = ig->kind == INSTANCE_KIND_GPU && ig->n_gpus ? ig->gpus[d] : d;
+        for (int d = 0; d < ngd[g]; d++) {
+            int dev = gdev[g][d];
             size_t off = strlen(place);
             snprintf(place + off, sizeof place - off, "%s%s:%d x%d", off ? ", " : "", be[g]->name,
                      dev, ig->count);
@@ -473,21 +573,27 @@ static hlt_status start_instances(model_t *m, char *err, size_t errlen)
                 inst->device = dev;
                 m->n_instances = i + 1;
                 char eerr[400];
-                hlt_status st = be[g]->instance_create(dev, &bm, &inst->bi, eerr, sizeof eerr);
-                if (st)
-                    return fail(err, errlen, st, "model '%s': instance %d on %s:%d: %s", m->name, i,
-                                be[g]->name, dev, eerr);
+                st = be[g]->instance_create(dev, &bm, &inst->bi, eerr, sizeof eerr);
+                if (st) {
+                    fail(err, errlen, st, "model '%s': instance %d on %s:%d: %s", m->name, i,
+                         be[g]->name, dev, eerr);
+                    goto out;
+                }
             }
         }
     }
     m->placement = strdup(place);
     for (i = 0; i < n; i++) {
-        if (pthread_create(&m->instances[i].thread, NULL, worker_main, &m->instances[i]))
-            return fail(err, errlen, HLT_RESOURCE_EXHAUSTED,
-                        "model '%s': cannot start instance thread %d", m->name, i);
+        if (pthread_create(&m->instances[i].thread, NULL, worker_main, &m->instances[i])) {
+            st = fail(err, errlen, HLT_RESOURCE_EXHAUSTED,
+                      "model '%s': cannot start instance thread %d", m->name, i);
+            goto out;
+        }
         m->instances[i].started = true;
     }
-    return HLT_OK;
+out:
+    free(gdev);
+    return st;
 }
 
 static void model_free(model_t *m)
@@ -512,6 +618,11 @@ static void model_free(model_t *m)
     batcher_destroy(m->batcher);
     pthread_mutex_destroy(&m->order_mu);
     engine_graph_destroy(m->graph);
+    for (size_t g = 0; m->rep_gpus && m->cfg && g < m->cfg->n_instance_groups; g++)
+        free(m->rep_gpus[g]);
+    free(m->rep_gpus);
+    free(m->rep_groups);
+    free(m->rep_params);
     model_config_destroy(m->cfg);
     free(m->model_path);
     free(m->placement);
@@ -633,6 +744,10 @@ void model_kick(model_t *m)
 const model_config_t *model_config(const model_t *m)
 {
     return m->cfg;
+}
+const model_config_t *model_reported_config(const model_t *m)
+{
+    return m->rep_groups ? &m->reported : m->cfg;
 }
 const char *model_name(const model_t *m)
 {

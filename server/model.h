@@ -47,6 +47,11 @@ void model_kick(model_t *m);
 
 /* Borrowed views, valid while a reference is held. */
 const model_config_t *model_config(const model_t *m);
+/* The config as the ModelConfig RPC reports it: model_config, except that each KIND_GPU and
+ * KIND_MODEL instance group lists in `gpus` the devices its instances run on (filled in when
+ * the config left it empty) and, when a KIND_GPU group exists and the config names no
+ * gpu_backend, the parameters hold gpu_backend = the backend chosen ("cuda", "opencl"). */
+const model_config_t *model_reported_config(const model_t *m);
 const char *model_name(const model_t *m);
 int64_t model_version(const model_t *m);
 const char *model_version_str(const model_t *m);

@@ -5,6 +5,7 @@
 #include "hltinfer/dtype.h"
 #include "health.pb-c.h"
 #include "inference.pb-c.h"
+#include "backend/backend.h"
 #include "clock.h"
 #include "log.h"
 #include "model.h"
@@ -85,13 +86,31 @@ static void model_ready(call_ctx_t *c)
     inference__model_ready_request__free_unpacked(req, NULL);
 }
 
+#define N_EXTENSIONS (sizeof extensions / sizeof extensions[0])
+#define MAX_BACKENDS 8
+
+/* The extensions, then one "backend:<name>=<state>" string per backend ("backend:cpu=1 device
+ * (...)", "backend:cuda=unavailable (...)"): extensions is the only free-form field of
+ * ServerMetadataResponse. Main probed every backend at start, so describing them is cheap. */
 static void server_metadata(call_ctx_t *c)
 {
     Inference__ServerMetadataResponse resp = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
+    char *ext[N_EXTENSIONS + MAX_BACKENDS];
+    char states[MAX_BACKENDS][600];
+    size_t n = 0;
+    for (; n < N_EXTENSIONS; n++)
+        ext[n] = (char *)extensions[n];
+    const char *const *names = backend_names();
+    for (size_t i = 0; names[i] && i < MAX_BACKENDS; i++) {
+        char state[512];
+        backend_describe(names[i], state, sizeof state);
+        snprintf(states[i], sizeof states[i], "backend:%s=%s", names[i], state);
+        ext[n++] = states[i];
+    }
     resp.name = (char *)SERVER_NAME;
     resp.version = (char *)SERVER_VERSION;
-    resp.n_extensions = sizeof extensions / sizeof extensions[0];
-    resp.extensions = (char **)extensions;
+    resp.n_extensions = n;
+    resp.extensions = ext;
     rpc_reply_pb(c, &resp.base);
 }
 
@@ -161,7 +180,7 @@ static void model_config_rpc(call_ctx_t *c)
         return;
     uint8_t *buf;
     size_t len;
-    if (model_config_pack_response(model_config(m), &buf, &len)) {
+    if (model_config_pack_response(model_reported_config(m), &buf, &len)) {
         rpc_reply_error(c, HLT_RESOURCE_EXHAUSTED, "out of memory");
     } else {
         grpc_slice s = grpc_slice_new(buf, len, free);

@@ -82,13 +82,53 @@ typedef struct backend_i {
 
 /* ---- registry ---- */
 
-/* The backend called name, compiled in or loadable, or NULL. Never probes. Thread-safe. */
+/* Highest device index + 1 that --backend-config devices= can name. */
+#define BACKEND_MAX_DEVICES 256
+
+/* Applies one --backend-config value, Triton's syntax "<backend>,<setting>=<value>" (split at
+ * the first comma, so the value may hold commas). Settings:
+ *   devices=<i>[,<j>...]  only these devices of the backend may run instances; indices are the
+ *                         backend's own numbering (not renumbered). Indices the machine lacks
+ *                         are dropped after probing; if none is left the backend reports 0
+ *                         devices with a reason naming the flag.
+ *   devices=none          disables the backend (as enabled=false)
+ *   enabled=true|false    false: the backend is never probed (cuda: never loaded) and reports
+ *                         0 devices with reason "disabled by --backend-config=..."
+ * A later value for the same backend and setting replaces the earlier one. INVALID_ARGUMENT
+ * with a message naming the accepted backends or settings for an unknown backend, an unknown
+ * setting or a malformed value; FAILED_PRECONDITION when the backend was already probed. A
+ * backend of the project that this build lacks (cuda without nvcc, xrt without XRT) is
+ * accepted after the same checks: HLT_OK with a warning in err (err[0] != 0 then).
+ * err (borrowed, may be NULL) receives the message. Not thread-safe: call from main before
+ * anything uses the registry. */
+hlt_status backend_configure(const char *spec, char *err, size_t len);
+
+/* The backend called name, compiled in or loadable, or NULL (also for a loadable backend that
+ * does not load or is disabled). Never probes a compiled-in backend. Thread-safe. */
 const backend_i *backend_find(const char *name);
-/* Number of devices of a backend (probing it on first use) and, when 0, why. Thread-safe. */
+/* Number of devices of a backend (probing it on first use) and, when 0, why. Devices are
+ * numbered 0..n-1 in the backend's own numbering; 0 is also returned when --backend-config
+ * allows none of them. Some of 0..n-1 may still be excluded: see backend_device_allowed.
+ * Thread-safe. */
 int backend_devices(const backend_i *b, char *reason, size_t len);
+/* As backend_find + backend_devices by name, giving the reason also when the backend cannot be
+ * resolved (not built, module not loadable, disabled): *out is then NULL. Thread-safe. */
+int backend_lookup(const char *name, const backend_i **out, char *reason, size_t len);
+/* Whether device dev of b exists and --backend-config allows it. Probes. Thread-safe. */
+bool backend_device_allowed(const backend_i *b, int dev);
+/* The allowed devices of b in ascending order: writes up to max of them into out and returns
+ * how many there are. Probes. Thread-safe. */
+int backend_allowed_devices(const backend_i *b, int *out, int max);
+/* The devices= list given for b by --backend-config ("0,2"), or NULL when unrestricted.
+ * Borrowed, static. Thread-safe after configuration. */
+const char *backend_config_devices(const backend_i *b);
 /* Names of every backend this build knows, for logs and --help. Static array, NULL-ended. */
 const char *const *backend_names(void);
-/* One line per backend: "cpu: 1 device (...)", "cuda: unavailable (no GPU)". Probes all.
+/* State of one backend, for logs and ServerMetadata: "1 device (pthread-...)",
+ * "1 of 2 devices allowed (--backend-config devices=0) (...)", "unavailable (reason)".
+ * Probes it. Writes into buf (always terminated). Thread-safe. */
+void backend_describe(const char *name, char *buf, size_t len);
+/* One line for all backends: "cpu: 1 device (...); cuda: unavailable (no GPU)". Probes all.
  * Writes into buf (always terminated). */
 void backend_describe_all(char *buf, size_t len);
 

@@ -300,12 +300,13 @@ static void run_bn_model(mb_t *m, const bn_ref_t *r, const double *ref, const do
     const int64_t xd[] = {BN_N, BN_K};
     engine_shape_t in = tu_shape(2, xd), out[2];
     const void *inp[] = {r->x};
-    void *o[2];
+    void *o[2] = {NULL, NULL}; /* the second output, when the model has one, is freed too */
     tu_run(m, &in, inp, out, o);
     cr_assert_eq(out[0].dims[0], BN_N);
     cr_assert_eq(out[0].dims[1], BN_C);
     tu_close(what, o[0], ref, mag, BN_N * BN_C, TU_REL, TU_ABS);
     free(o[0]);
+    free(o[1]);
 }
 
 Test(graph, folds_batchnorm_into_the_layer_before_it)

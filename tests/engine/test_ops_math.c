@@ -154,7 +154,7 @@ static void check_matmul(int32_t ra, const int64_t *ad, int32_t rb, const int64_
     }
     const int64_t m = A[pa - 2], k = A[pa - 1], n = B[pb - 1];
     const int32_t br = (pa > pb ? pa : pb) - 2;
-    int64_t bdims[8];
+    int64_t bdims[8] = {0};
     for (int32_t i = 0; i < br; i++) {
         const int32_t ia = i - (br - (pa - 2)), ib = i - (br - (pb - 2));
         const int64_t x = ia >= 0 ? A[ia] : 1, y = ib >= 0 ? B[ib] : 1;

@@ -31,8 +31,12 @@ def test_health_and_server_metadata(server):
     md = c.get_server_metadata(as_json=True)
     assert md["name"] == "hltinfer"
     assert md["version"]
-    assert set(md["extensions"]) == {"model_configuration", "model_repository", "statistics",
-                                     "parameters"}
+    # the protocol extensions first; then one "backend:<name>=<state>" string per backend
+    # (the only free-form field of ServerMetadataResponse, see README "Backends")
+    ext = md["extensions"]
+    assert ext[:4] == ["model_configuration", "model_repository", "statistics", "parameters"]
+    assert ext[4:] and all(e.startswith("backend:") for e in ext[4:]), ext
+    assert any(e.startswith("backend:cpu=1 device (") for e in ext[4:]), ext
 
 
 def test_model_ready(server):

@@ -41,7 +41,7 @@ typedef struct ocl_device {
     cl_uint compute_units;
     size_t max_wg; /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     cl_ulong local_mem;
-    bool profiling; /* queues may use CL_QUEUE_PROFILING_ENABLE */
+    bool profiling; /* the device supports CL_QUEUE_PROFILING_ENABLE */
 } ocl_device_t;
 
 /* The backend (ocl_backend.c); registry.c declares it too. */
@@ -135,6 +135,12 @@ struct backend_instance {
     int32_t *by_off;
     bool prepared;
     engine_shape_t *last_in, *last_out;
+    /* host_alloc: mapped CL_MEM_ALLOC_HOST_PTR buffers (pinned on GPU drivers) */
+    struct ocl_pinned {
+        void *p;
+        cl_mem m;
+    } *pinned;
+    int32_t n_pinned, cap_pinned;
     /* benchmark hook: per-kernel events of the last execute */
     bool prof_kernels;
     cl_event *kev; /* n_launches */
@@ -175,6 +181,15 @@ size_t ocl_gemm_bt_bytes(const backend_instance_t *inst, const graph_node_t *n);
 /* Sets arguments and NDRange of node i's launches for the prepared shapes. INTERNAL with a
  * message on an OpenCL error. */
 hlt_status ocl_launch_setup(backend_instance_t *inst, int32_t i, char *err, size_t errlen);
+
+/* ---- ocl_backend.c ---- */
+
+/* Host buffers the device moves fastest: a CL_MEM_ALLOC_HOST_PTR buffer mapped once (page-
+ * locked on GPU drivers, so writes/reads from it are DMA without a driver staging copy). NULL
+ * on failure. ocl_host_free unmaps and releases; ocl_plan_destroy releases any left. */
+void *ocl_host_alloc(backend_instance_t *inst, size_t bytes);
+void ocl_host_free(backend_instance_t *inst, void *p);
+void ocl_host_release_all(backend_instance_t *inst);
 
 /* ---- ocl_backend.c: benchmark hooks (not part of backend_i) ---- */
 

@@ -2,7 +2,8 @@
  *
  * execute = upload the inputs (non-blocking writes), enqueue every kernel in graph order on the
  * instance's in-order queue, read the outputs back, wait once at the end. With profiling
- * queues the timing comes from events: upload = first write's start .. last write's end,
+ * queues (HLT_OPENCL_PROFILING=1 at instance_create; off by default) the timing comes from
+ * events: upload = first write's start .. last write's end,
  * compute = first kernel's start .. last kernel's end, download likewise; without, the whole
  * wall time counts as compute. One event per kernel is kept only for the benchmark hook
  * (ocl_set_kernel_profiling), so a normal execute creates at most six events.
@@ -16,6 +17,7 @@
 #include "engine/shape.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int ocl_backend_probe(char *reason, size_t len)
@@ -35,10 +37,114 @@ static void ocl_device_info(int device, backend_device_info_t *out)
     out->compute_units = (int32_t)d->compute_units;
 }
 
+/* One execute on zeros at `rows` rows (graph inputs whose only dynamic dim is the leading
+ * one), so the first request does not pay the driver's kernel compilation (PoCL compiles each
+ * kernel at its first launch for the work-group size it gets: ~0.1-1 s). Best effort. */
+static void warm_up(backend_instance_t *inst, int64_t rows)
+{
+    const engine_graph_t *g = inst->g;
+    const int32_t ni = g->n_inputs, no = g->n_outputs;
+    engine_shape_t in[ni + 1], out[no + 1];
+    void *bufs[ni + no + 1];
+    char e[8];
+    for (int32_t i = 0; i < ni; i++) {
+        const engine_tensor_desc_t *d = &g->input_desc[i];
+        if (d->rank < 1)
+            return;
+        in[i] = (engine_shape_t){.rank = d->rank};
+        for (int32_t k = 0; k < d->rank; k++) {
+            in[i].dims[k] = k == 0 && d->dims[0] < 0 ? rows : d->dims[k];
+            if (in[i].dims[k] < 0)
+                return;
+        }
+    }
+    if (ocl_plan_prepare(inst, in, out, e, sizeof e) != HLT_OK)
+        return;
+    int32_t nb = 0;
+    bool ok = true;
+    for (int32_t i = 0; i < ni + no && ok; i++) {
+        const engine_shape_t *s = i < ni ? &in[i] : &out[i - ni];
+        bufs[nb] = calloc((size_t)shape_numel(s) + 1, sizeof(int64_t));
+        ok = bufs[nb++] != NULL;
+    }
+    if (ok) {
+        backend_timing_t t;
+        (void)backend_opencl.execute(inst, (const void *const *)bufs, bufs + ni, &t, e, sizeof e);
+    }
+    for (int32_t i = 0; i < nb; i++)
+        free(bufs[i]);
+}
+
 static hlt_status ocl_create(int device, const backend_model_t *model, backend_instance_t **out,
                              char *err, size_t errlen)
 {
-    return ocl_plan_create(device, model, out, err, errlen);
+    hlt_status st = ocl_plan_create(device, model, out, err, errlen);
+    if (st != HLT_OK || !model->graph)
+        return st;
+    /* at batch 1 and at the largest batch the config allows (capped), as the CUDA backend;
+     * the instance is left unprepared, as the caller expects */
+    const model_config_t *cfg = model->cfg;
+    const int64_t max = cfg && cfg->max_batch_size > 1 ? cfg->max_batch_size : 1;
+    warm_up(*out, 1);
+    if (max > 1)
+        warm_up(*out, max < 16384 ? max : 16384);
+    (*out)->prepared = false;
+    return HLT_OK;
+}
+
+void *ocl_host_alloc(backend_instance_t *inst, size_t bytes)
+{
+    if (!bytes)
+        bytes = 1;
+    if (inst->n_pinned == inst->cap_pinned) {
+        const int32_t cap = inst->cap_pinned ? 2 * inst->cap_pinned : 8;
+        struct ocl_pinned *p = realloc(inst->pinned, sizeof *p * (size_t)cap);
+        if (!p)
+            return NULL;
+        inst->pinned = p;
+        inst->cap_pinned = cap;
+    }
+    cl_int rc;
+    cl_mem m = clCreateBuffer(inst->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL,
+                              &rc);
+    if (rc != CL_SUCCESS)
+        return NULL;
+    void *p = clEnqueueMapBuffer(inst->q, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0,
+                                 NULL, NULL, &rc);
+    if (rc != CL_SUCCESS || !p) {
+        clReleaseMemObject(m);
+        return NULL;
+    }
+    inst->pinned[inst->n_pinned++] = (struct ocl_pinned){p, m};
+    return p;
+}
+
+static void unmap(backend_instance_t *inst, struct ocl_pinned *x)
+{
+    if (clEnqueueUnmapMemObject(inst->q, x->m, x->p, 0, NULL, NULL) == CL_SUCCESS)
+        clFinish(inst->q);
+    clReleaseMemObject(x->m);
+}
+
+void ocl_host_free(backend_instance_t *inst, void *p)
+{
+    if (!p)
+        return;
+    for (int32_t i = 0; i < inst->n_pinned; i++)
+        if (inst->pinned[i].p == p) {
+            unmap(inst, &inst->pinned[i]);
+            inst->pinned[i] = inst->pinned[--inst->n_pinned];
+            return;
+        }
+}
+
+void ocl_host_release_all(backend_instance_t *inst)
+{
+    for (int32_t i = 0; inst->q && i < inst->n_pinned; i++)
+        unmap(inst, &inst->pinned[i]);
+    inst->n_pinned = 0;
+    free(inst->pinned);
+    inst->pinned = NULL;
 }
 
 static void ocl_destroy(backend_instance_t *inst)
@@ -224,4 +330,6 @@ const backend_i backend_opencl = {
     .instance_destroy = ocl_destroy,
     .prepare = ocl_prepare,
     .execute = ocl_execute,
+    .host_alloc = ocl_host_alloc,
+    .host_free = ocl_host_free,
 };

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend/opencl/ocl.h"
+#include "engine/shape.h"
 #include "backend_util.h"
 #include "test_util.h"
 
@@ -202,11 +203,13 @@ Test(opencl, arena_grows_only_and_results_follow_the_shapes)
 Test(opencl, timing_splits_upload_compute_download)
 {
     devices_or_skip();
+    if (!ocl_device(0)->profiling)
+        cr_skip_test("device queues have no profiling");
+    setenv("HLT_OPENCL_PROFILING", "1", 1);
     engine_graph_t *g = facile();
     bu_inst_t bi;
     bu_inst_create(&bi, &backend_opencl, g);
-    if (!bi.inst->profiling)
-        cr_skip_test("device queues have no profiling");
+    cr_assert(bi.inst->profiling, "HLT_OPENCL_PROFILING=1 gives a profiling queue");
     engine_shape_t s = {2, {4096, 15}};
     void **in = bu_inputs(g, &s, 1, -1, 1);
     bu_result_t out;
@@ -226,6 +229,79 @@ Test(opencl, timing_splits_upload_compute_download)
     bu_result_free(&out);
     bu_inputs_free(g, in);
     bu_inst_destroy(&bi);
+    engine_graph_destroy(g);
+}
+
+/* Without HLT_OPENCL_PROFILING the queue has no profiling and the whole execute is compute. */
+Test(opencl, no_profiling_by_default)
+{
+    devices_or_skip();
+    unsetenv("HLT_OPENCL_PROFILING");
+    engine_graph_t *g = facile();
+    bu_inst_t bi;
+    bu_inst_create(&bi, &backend_opencl, g);
+    cr_assert_not(bi.inst->profiling);
+    engine_shape_t s = {2, {64, 15}};
+    void **in = bu_inputs(g, &s, 1, -1, 1);
+    bu_result_t out;
+    backend_timing_t t = {-1, -1, -1};
+    bu_run(&bi, g, &s, (const void *const *)in, &out, &t);
+    cr_assert_eq(t.upload_ns, 0);
+    cr_assert_gt(t.compute_ns, 0);
+    cr_assert_eq(t.download_ns, 0);
+    bu_result_free(&out);
+    bu_inputs_free(g, in);
+    bu_inst_destroy(&bi);
+    engine_graph_destroy(g);
+}
+
+/* host_alloc hands out mapped device-visible buffers; executing from and into them gives the
+ * CPU's answers, freeing one leaves the others usable, and destroy releases what is left. */
+Test(opencl, host_alloc_buffers_run_and_free)
+{
+    devices_or_skip();
+    engine_graph_t *g = facile();
+    bu_inst_t cpu, ocl;
+    bu_inst_create(&cpu, &backend_cpu, g);
+    bu_inst_create(&ocl, &backend_opencl, g);
+    cr_assert_not_null(backend_opencl.host_alloc);
+    engine_shape_t s = {2, {300, 15}}, os[4];
+    void **in = bu_inputs(g, &s, 1, -1, 7);
+    bu_result_t want;
+    bu_run(&cpu, g, &s, (const void *const *)in, &want, NULL);
+    const size_t in_bytes = 300 * 15 * sizeof(float);
+    void *extra = backend_opencl.host_alloc(ocl.inst, 1 << 20);
+    float *pin = backend_opencl.host_alloc(ocl.inst, in_bytes);
+    cr_assert(extra && pin);
+    memset(extra, 0x5a, 1 << 20);
+    memcpy(pin, in[0], in_bytes);
+    char err[256];
+    cr_assert_eq(backend_opencl.prepare(ocl.inst, &s, os, err, sizeof err), HLT_OK, "%s", err);
+    const size_t out_n = (size_t)shape_numel(&os[0]);
+    cr_assert_eq(out_n, (size_t)shape_numel(&want.shape[0]));
+    float *pout = backend_opencl.host_alloc(ocl.inst, out_n * sizeof(float));
+    cr_assert_not_null(pout);
+    backend_opencl.host_free(ocl.inst, extra);
+    const void *ins[1] = {pin};
+    void *outs[1] = {pout};
+    cr_assert_eq(backend_opencl.execute(ocl.inst, ins, outs, NULL, err, sizeof err), HLT_OK, "%s",
+                 err);
+    bu_result_t got = want;
+    got.n = 1;
+    got.data[0] = malloc(out_n * sizeof(float));
+    cr_assert_not_null(got.data[0]);
+    memcpy(got.data[0], pout, out_n * sizeof(float));
+    for (int i = 1; i < BU_MAX_IO; i++)
+        got.data[i] = NULL;
+    bu_result_t want1 = want;
+    want1.n = 1;
+    bu_compare("facile from host_alloc buffers", &got, &want1);
+    free(got.data[0]);
+    backend_opencl.host_free(ocl.inst, pin); /* pout is left for destroy to release */
+    bu_result_free(&want);
+    bu_inputs_free(g, in);
+    bu_inst_destroy(&cpu);
+    bu_inst_destroy(&ocl);
     engine_graph_destroy(g);
 }
 
