@@ -10,7 +10,7 @@
  *   InferOutputTensor   1 name, 2 datatype, 3 shape (packed) */
 #include "infer_codec.h"
 
-#include "wire.h"
+#include "pbwire.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,7 +46,7 @@ typedef struct param_val {
 /* Parses a map<string, InferParameter> entry. */
 static bool parse_param_entry(const uint8_t *p, size_t len, str_view_t *key, param_val_t *val)
 {
-    wire_reader_t r = {p, p + len};
+    pb_reader_t r = {p, p + len};
     key->p = "";
     key->len = 0;
     memset(val, 0, sizeof *val);
@@ -54,48 +54,48 @@ static bool parse_param_entry(const uint8_t *p, size_t len, str_view_t *key, par
         uint32_t f, wt;
         const uint8_t *d;
         size_t n;
-        if (!wire_read_key(&r, &f, &wt))
+        if (!pb_read_key(&r, &f, &wt))
             return false;
-        if (f == 1 && wt == WIRE_LEN) {
-            if (!wire_read_len(&r, &d, &n))
+        if (f == 1 && wt == PB_LEN) {
+            if (!pb_read_len(&r, &d, &n))
                 return false;
             key->p = (const char *)d;
             key->len = n;
-        } else if (f == 2 && wt == WIRE_LEN) {
-            if (!wire_read_len(&r, &d, &n))
+        } else if (f == 2 && wt == PB_LEN) {
+            if (!pb_read_len(&r, &d, &n))
                 return false;
-            wire_reader_t v = {d, d + n};
+            pb_reader_t v = {d, d + n};
             while (v.p < v.end) {
                 uint32_t vf, vwt;
-                if (!wire_read_key(&v, &vf, &vwt))
+                if (!pb_read_key(&v, &vf, &vwt))
                     return false;
                 val->arm = vf;
-                if (vwt == WIRE_VARINT) {
-                    if (!wire_read_varint(&v, &val->u))
+                if (vwt == PB_VARINT) {
+                    if (!pb_read_varint(&v, &val->u))
                         return false;
-                } else if (vwt == WIRE_LEN) {
+                } else if (vwt == PB_LEN) {
                     const uint8_t *sd;
                     size_t sn;
-                    if (!wire_read_len(&v, &sd, &sn))
+                    if (!pb_read_len(&v, &sd, &sn))
                         return false;
                     val->s.p = (const char *)sd;
                     val->s.len = sn;
-                } else if (!wire_skip(&v, vwt)) {
+                } else if (!pb_skip(&v, vwt)) {
                     return false;
                 }
             }
-        } else if (!wire_skip(&r, wt)) {
+        } else if (!pb_skip(&r, wt)) {
             return false;
         }
     }
     return true;
 }
 
-static bool read_str(wire_reader_t *r, uint32_t wt, str_view_t *out)
+static bool read_str(pb_reader_t *r, uint32_t wt, str_view_t *out)
 {
     const uint8_t *d;
     size_t n;
-    if (wt != WIRE_LEN || !wire_read_len(r, &d, &n))
+    if (wt != PB_LEN || !pb_read_len(r, &d, &n))
         return false;
     out->p = (const char *)d;
     out->len = n;
@@ -105,13 +105,13 @@ static bool read_str(wire_reader_t *r, uint32_t wt, str_view_t *out)
 static hlt_status parse_input(const uint8_t *p, size_t len, infer_input_t *in, str_view_t *contents,
                               size_t idx, char *err, size_t errlen)
 {
-    wire_reader_t r = {p, p + len};
+    pb_reader_t r = {p, p + len};
     in->name.p = in->datatype.p = "";
     while (r.p < r.end) {
         uint32_t f, wt;
         const uint8_t *d;
         size_t n;
-        if (!wire_read_key(&r, &f, &wt))
+        if (!pb_read_key(&r, &f, &wt))
             goto malformed;
         if (f == 1) {
             if (!read_str(&r, wt, &in->name))
@@ -119,41 +119,41 @@ static hlt_status parse_input(const uint8_t *p, size_t len, infer_input_t *in, s
         } else if (f == 2) {
             if (!read_str(&r, wt, &in->datatype))
                 goto malformed;
-        } else if (f == 3 && wt == WIRE_LEN) { /* packed shape */
-            if (!wire_read_len(&r, &d, &n))
+        } else if (f == 3 && wt == PB_LEN) { /* packed shape */
+            if (!pb_read_len(&r, &d, &n))
                 goto malformed;
-            wire_reader_t s = {d, d + n};
+            pb_reader_t s = {d, d + n};
             while (s.p < s.end) {
                 uint64_t v;
-                if (!wire_read_varint(&s, &v))
+                if (!pb_read_varint(&s, &v))
                     goto malformed;
                 if (in->rank == INFER_MAX_RANK)
                     return bad(err, errlen, "input '%.*s': shape has more than %d dims",
                                (int)in->name.len, in->name.p, INFER_MAX_RANK);
                 in->shape[in->rank++] = (int64_t)v;
             }
-        } else if (f == 3 && wt == WIRE_VARINT) { /* unpacked shape */
+        } else if (f == 3 && wt == PB_VARINT) { /* unpacked shape */
             uint64_t v;
-            if (!wire_read_varint(&r, &v))
+            if (!pb_read_varint(&r, &v))
                 goto malformed;
             if (in->rank == INFER_MAX_RANK)
                 return bad(err, errlen, "input '%.*s': shape has more than %d dims",
                            (int)in->name.len, in->name.p, INFER_MAX_RANK);
             in->shape[in->rank++] = (int64_t)v;
-        } else if (f == 4 && wt == WIRE_LEN) {
+        } else if (f == 4 && wt == PB_LEN) {
             str_view_t key;
             param_val_t val;
-            if (!wire_read_len(&r, &d, &n) || !parse_param_entry(d, n, &key, &val))
+            if (!pb_read_len(&r, &d, &n) || !parse_param_entry(d, n, &key, &val))
                 goto malformed;
             if (sv_eq(key, "shared_memory_region"))
                 in->shm = true;
-        } else if (f == 5 && wt == WIRE_LEN) {
-            if (!wire_read_len(&r, &d, &n))
+        } else if (f == 5 && wt == PB_LEN) {
+            if (!pb_read_len(&r, &d, &n))
                 goto malformed;
             in->has_contents = true;
             contents->p = (const char *)d;
             contents->len = n;
-        } else if (!wire_skip(&r, wt)) {
+        } else if (!pb_skip(&r, wt)) {
             goto malformed;
         }
     }
@@ -167,27 +167,27 @@ malformed:
 
 static bool parse_output(const uint8_t *p, size_t len, infer_output_req_t *o)
 {
-    wire_reader_t r = {p, p + len};
+    pb_reader_t r = {p, p + len};
     o->name.p = "";
     while (r.p < r.end) {
         uint32_t f, wt;
         const uint8_t *d;
         size_t n;
-        if (!wire_read_key(&r, &f, &wt))
+        if (!pb_read_key(&r, &f, &wt))
             return false;
         if (f == 1) {
             if (!read_str(&r, wt, &o->name))
                 return false;
-        } else if (f == 2 && wt == WIRE_LEN) {
+        } else if (f == 2 && wt == PB_LEN) {
             str_view_t key;
             param_val_t val;
-            if (!wire_read_len(&r, &d, &n) || !parse_param_entry(d, n, &key, &val))
+            if (!pb_read_len(&r, &d, &n) || !parse_param_entry(d, n, &key, &val))
                 return false;
             if (sv_eq(key, "classification"))
                 o->classification = true;
             else if (sv_eq(key, "shared_memory_region"))
                 o->shm = true;
-        } else if (!wire_skip(&r, wt)) {
+        } else if (!pb_skip(&r, wt)) {
             return false;
         }
     }
@@ -201,12 +201,12 @@ hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_ms
     msg->model_name.p = msg->model_version.p = msg->id.p = "";
     /* Pass 1: validate framing and count repeated fields, so pass 2 allocates once. */
     size_t ni = 0, no = 0, nr = 0;
-    wire_reader_t r = {buf, buf + len};
+    pb_reader_t r = {buf, buf + len};
     while (r.p < r.end) {
         uint32_t f, wt;
-        if (!wire_read_key(&r, &f, &wt) || !wire_skip(&r, wt))
+        if (!pb_read_key(&r, &f, &wt) || !pb_skip(&r, wt))
             return bad(err, errlen, "malformed ModelInferRequest: not a valid protobuf message");
-        if (wt == WIRE_LEN) {
+        if (wt == PB_LEN) {
             ni += f == 5;
             no += f == 6;
             nr += f == 7;
@@ -228,14 +228,14 @@ hlt_status infer_request_decode(const uint8_t *buf, size_t len, infer_request_ms
         uint32_t f, wt;
         const uint8_t *d;
         size_t n;
-        if (!wire_read_key(&r, &f, &wt))
+        if (!pb_read_key(&r, &f, &wt))
             goto malformed;
-        if (wt != WIRE_LEN) {
-            if (!wire_skip(&r, wt))
+        if (wt != PB_LEN) {
+            if (!pb_skip(&r, wt))
                 goto malformed;
             continue;
         }
-        if (!wire_read_len(&r, &d, &n))
+        if (!pb_read_len(&r, &d, &n))
             goto malformed;
         switch (f) {
         case 1:
@@ -336,14 +336,14 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
     size_t esize = hlt_dtype_size(dtype);
     /* Count elements first (packed or unpacked encodings may both appear). */
     size_t count = 0;
-    wire_reader_t r = {(const uint8_t *)c.p, (const uint8_t *)c.p + c.len};
+    pb_reader_t r = {(const uint8_t *)c.p, (const uint8_t *)c.p + c.len};
     for (int pass = 0; pass < 2; pass++) {
         uint8_t *dst = pass ? *out : NULL;
         r.p = (const uint8_t *)c.p;
         size_t k = 0;
         while (r.p < r.end) {
             uint32_t f, wt;
-            if (!wire_read_key(&r, &f, &wt))
+            if (!pb_read_key(&r, &f, &wt))
                 goto malformed;
             if (f != want) {
                 if (f >= 1 && f <= 8)
@@ -351,19 +351,19 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
                                "model '%s': input '%.*s': typed contents do not match datatype "
                                "%s",
                                model, (int)in->name.len, in->name.p, hlt_dtype_name(dtype));
-                if (!wire_skip(&r, wt))
+                if (!pb_skip(&r, wt))
                     goto malformed;
                 continue;
             }
             const uint8_t *d = r.p, *e = r.p;
             size_t n;
-            bool packed = wt == WIRE_LEN;
+            bool packed = wt == PB_LEN;
             if (packed) {
-                if (!wire_read_len(&r, &d, &n))
+                if (!pb_read_len(&r, &d, &n))
                     goto malformed;
                 e = d + n;
             }
-            wire_reader_t v = packed ? (wire_reader_t){d, e} : r;
+            pb_reader_t v = packed ? (pb_reader_t){d, e} : r;
             if (packed && d == e)
                 continue; /* an empty packed field holds no elements */
             do {
@@ -371,13 +371,13 @@ static hlt_status convert_contents(const infer_input_t *in, str_view_t c, hlt_dt
                 if (want == 6 || want == 7) { /* fixed32 / fixed64 */
                     size_t w = want == 6 ? 4 : 8;
                     if ((size_t)(v.end - v.p) < w ||
-                        (!packed && wt != (want == 6 ? WIRE_I32 : WIRE_I64)))
+                        (!packed && wt != (want == 6 ? PB_I32 : PB_I64)))
                         goto malformed;
                     memcpy(tmp, v.p, w);
                     v.p += w;
                 } else {
                     uint64_t x;
-                    if (!wire_read_varint(&v, &x) || (!packed && wt != WIRE_VARINT))
+                    if (!pb_read_varint(&v, &x) || (!packed && wt != PB_VARINT))
                         goto malformed;
                     for (size_t b = 0; b < 8; b++)
                         tmp[b] = (uint8_t)(x >> (8 * b)); /* narrowing keeps the low bytes */
@@ -458,26 +458,26 @@ static size_t output_tensor_size(const infer_output_desc_t *o)
 {
     size_t shape = 0;
     for (int32_t d = 0; d < o->rank; d++)
-        shape += wire_varint_size((uint64_t)o->shape[d]);
+        shape += pb_varint_size((uint64_t)o->shape[d]);
     const char *dt = hlt_dtype_name(o->dtype);
-    return wire_len_field_size(strlen(o->name)) + wire_len_field_size(strlen(dt)) +
-           (o->rank ? wire_len_field_size(shape) : 0);
+    return pb_len_field_size(strlen(o->name)) + pb_len_field_size(strlen(dt)) +
+           (o->rank ? pb_len_field_size(shape) : 0);
 }
 
 size_t infer_response_size(const char *model_name, const char *version, str_view_t id,
                            const infer_output_desc_t *outs, size_t n)
 {
-    size_t s = wire_len_field_size(strlen(model_name)) + wire_len_field_size(strlen(version));
+    size_t s = pb_len_field_size(strlen(model_name)) + pb_len_field_size(strlen(version));
     if (id.len)
-        s += wire_len_field_size(id.len);
+        s += pb_len_field_size(id.len);
     for (size_t i = 0; i < n; i++)
-        s += wire_len_field_size(output_tensor_size(&outs[i])) + wire_len_field_size(outs[i].size);
+        s += pb_len_field_size(output_tensor_size(&outs[i])) + pb_len_field_size(outs[i].size);
     return s;
 }
 
 static uint8_t *put_str(uint8_t *p, uint32_t field, const char *s, size_t len)
 {
-    p = wire_put_len_header(p, field, len);
+    p = pb_put_len_header(p, field, len);
     memcpy(p, s, len);
     return p + len;
 }
@@ -492,21 +492,21 @@ void infer_response_write(uint8_t *buf, const char *model_name, const char *vers
         p = put_str(p, 3, id.p, id.len);
     for (size_t i = 0; i < n; i++) {
         const infer_output_desc_t *o = &outs[i];
-        p = wire_put_len_header(p, 5, output_tensor_size(o));
+        p = pb_put_len_header(p, 5, output_tensor_size(o));
         p = put_str(p, 1, o->name, strlen(o->name));
         const char *dt = hlt_dtype_name(o->dtype);
         p = put_str(p, 2, dt, strlen(dt));
         if (o->rank) {
             size_t shape = 0;
             for (int32_t d = 0; d < o->rank; d++)
-                shape += wire_varint_size((uint64_t)o->shape[d]);
-            p = wire_put_len_header(p, 3, shape);
+                shape += pb_varint_size((uint64_t)o->shape[d]);
+            p = pb_put_len_header(p, 3, shape);
             for (int32_t d = 0; d < o->rank; d++)
-                p = wire_put_varint(p, (uint64_t)o->shape[d]);
+                p = pb_put_varint(p, (uint64_t)o->shape[d]);
         }
     }
     for (size_t i = 0; i < n; i++) {
-        p = wire_put_len_header(p, 6, outs[i].size);
+        p = pb_put_len_header(p, 6, outs[i].size);
         payload[i] = p;
         p += outs[i].size;
     }

@@ -70,6 +70,12 @@ hlt_status engine_exec_create(const engine_graph_t *g, engine_exec_t **out, char
 /* Accepts NULL. */
 void engine_exec_destroy(engine_exec_t *e);
 
+/* Checks input shapes (graph input order) against the graph's declared inputs: ranks, fixed
+ * dims, non-negative dims, one size per symbolic dim name across inputs, element counts that
+ * fit. INVALID_ARGUMENT naming the input and the problem. Every backend's prepare runs it. */
+hlt_status engine_check_inputs(const engine_graph_t *g, const engine_shape_t *in, char *err,
+                               size_t errlen);
+
 /* Resolves every tensor's shape for concrete input shapes (graph input order; in_shapes may be
  * NULL for a graph without inputs) and sizes the scratch arena.
  * Fills out_shapes (graph output order, caller-allocated array of engine_graph_num_outputs

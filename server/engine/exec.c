@@ -21,11 +21,12 @@
  *
  * Buffers: every tensor a step writes, every node's workspace and a landing slot per graph
  * input get an offset in one arena, sized at prepare; buffers whose live ranges (first write ..
- * last read, in step order) do not overlap share bytes. Planning is greedy by size (largest
- * first), placing each buffer at the lowest offset that does not collide with an already placed
- * buffer whose live range overlaps: the classic heuristic ML runtimes use for activation
- * memory, close to optimal for the chain-like graphs exported from dense networks. Steps: 0 =
- * graph inputs arrive, step s runs at s + 1, graph outputs are copied out at n_steps + 1.
+ * last read, in step order) do not overlap share bytes. Planning (engine_plan_place in plan.c,
+ * shared with the OpenCL backend) is greedy by size (largest first), placing each buffer at the
+ * lowest offset that does not collide with an already placed buffer whose live range overlaps:
+ * the classic heuristic ML runtimes use for activation memory, close to optimal for the
+ * chain-like graphs exported from dense networks. Steps: 0 = graph inputs arrive, step s runs at
+ * s + 1, graph outputs are copied out at n_steps + 1.
  * Reshape/Flatten/Squeeze/Unsqueeze/Identity outputs alias their input and extend its live
  * range instead of taking space. engine_exec_run then only walks the steps: it never
  * allocates, so a server worker's latency does not depend on malloc.
@@ -44,6 +45,7 @@
 #include "cpu_unary.h"
 #include "graph.h"
 #include "ops.h"
+#include "plan.h"
 #include "shape.h"
 
 #define ALIGN 64
@@ -55,12 +57,7 @@
 /* Rows per cblas_sgemm call of a layer on the BLAS path, so its epilogue finds C in cache. */
 #define BLAS_CHUNK_ROWS 256
 
-typedef struct plan_item {
-    size_t size;
-    size_t off;
-    int32_t start, end; /* live steps, inclusive */
-    int32_t owner;      /* tensor id, or n_tensors + node index for a workspace */
-} plan_item_t;
+typedef engine_plan_item_t plan_item_t; /* plan.h */
 
 /* A Gemm/MatMul with a constant weight and the nodes fused into its epilogue (create time). */
 typedef struct layer {
@@ -342,48 +339,9 @@ hlt_status engine_exec_create(const engine_graph_t *g, engine_exec_t **out, char
     return HLT_OK;
 }
 
-static int cmp_size_desc(const void *pa, const void *pb)
+hlt_status engine_check_inputs(const engine_graph_t *g, const engine_shape_t *in, char *err,
+                               size_t errlen)
 {
-    const plan_item_t *a = pa, *b = pb;
-    if (a->size != b->size)
-        return a->size > b->size ? -1 : 1;
-    return a->owner - b->owner; /* deterministic */
-}
-
-/* Assigns offsets to items[0..n), returns the arena size. */
-static size_t place(plan_item_t *items, int32_t n, int32_t *by_off)
-{
-    qsort(items, (size_t)n, sizeof *items, cmp_size_desc);
-    size_t total = 0;
-    int32_t placed = 0;
-    for (int32_t i = 0; i < n; i++) {
-        plan_item_t *it = &items[i];
-        size_t cand = 0;
-        for (int32_t k = 0; k < placed; k++) {
-            const plan_item_t *p = &items[by_off[k]];
-            if (p->end < it->start || it->end < p->start)
-                continue; /* never live at the same time */
-            if (cand + it->size <= p->off)
-                break; /* fits in the gap before p; later items lie further up */
-            if (p->off + p->size > cand)
-                cand = p->off + p->size;
-        }
-        it->off = cand;
-        int32_t k = placed++;
-        while (k > 0 && items[by_off[k - 1]].off > cand) {
-            by_off[k] = by_off[k - 1];
-            k--;
-        }
-        by_off[k] = i;
-        if (cand + it->size > total)
-            total = cand + it->size;
-    }
-    return total;
-}
-
-static hlt_status check_inputs(engine_exec_t *e, const engine_shape_t *in, char *err, size_t errlen)
-{
-    const engine_graph_t *g = e->g;
     for (int32_t i = 0; i < g->n_inputs; i++) {
         const engine_tensor_desc_t *d = &g->input_desc[i];
         const engine_shape_t *s = &in[i];
@@ -607,7 +565,7 @@ hlt_status engine_exec_prepare(engine_exec_t *e, const engine_shape_t *in_shapes
                                engine_shape_t *out_shapes, char *err, size_t errlen)
 {
     const engine_graph_t *g = e->g;
-    hlt_status st = check_inputs(e, in_shapes, err, errlen);
+    hlt_status st = engine_check_inputs(g, in_shapes, err, errlen);
     if (st != HLT_OK)
         return st;
     if (e->prepared && same_inputs(e, in_shapes))
@@ -654,7 +612,7 @@ hlt_status engine_exec_prepare(engine_exec_t *e, const engine_shape_t *in_shapes
             unshared += round_up(e->ws_bytes[i]);
         }
     }
-    const size_t total = place(e->items, n, e->by_off);
+    const size_t total = engine_plan_place(e->items, n, e->by_off);
     for (int32_t k = 0; k < n; k++) {
         const plan_item_t *it = &e->items[k];
         if (it->owner < e->nt)

@@ -5,7 +5,7 @@
  * bytes so that the ASan build catches any read past the end. */
 #include "infer_codec.h"
 #include "test_util.h"
-#include "wire.h"
+#include "pbwire.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -177,18 +177,18 @@ Test(infer_codec, decode_reads_packed_shapes_of_every_input)
 Test(infer_codec, decode_reads_unpacked_shape)
 {
     uint8_t in[64], *p = in;
-    p = wire_put_len_header(p, 1, 1);
+    p = pb_put_len_header(p, 1, 1);
     *p++ = 'x';
-    p = wire_put_len_header(p, 2, 5);
+    p = pb_put_len_header(p, 2, 5);
     memcpy(p, "INT64", 5);
     p += 5;
     for (int d = 1; d <= 3; d++) {
-        p = wire_put_key(p, 3, WIRE_VARINT);
-        p = wire_put_varint(p, (uint64_t)(d * 10));
+        p = pb_put_key(p, 3, PB_VARINT);
+        p = pb_put_varint(p, (uint64_t)(d * 10));
     }
     size_t in_len = (size_t)(p - in);
     uint8_t msgbuf[128], *q = msgbuf;
-    q = wire_put_len_header(q, 5, in_len);
+    q = pb_put_len_header(q, 5, in_len);
     memcpy(q, in, in_len);
     q += in_len;
     size_t len = (size_t)(q - msgbuf);
@@ -586,20 +586,20 @@ Test(infer_codec, typed_contents_unpacked_encoding)
     uint8_t c[64], *p = c;
     const float v[2] = {4.0f, -8.5f};
     for (int i = 0; i < 2; i++) {
-        p = wire_put_key(p, 6, WIRE_I32);
+        p = pb_put_key(p, 6, PB_I32);
         memcpy(p, &v[i], 4);
         p += 4;
     }
     size_t c_len = (size_t)(p - c);
     uint8_t in[128], *q = in;
-    q = wire_put_len_header(q, 1, 1);
+    q = pb_put_len_header(q, 1, 1);
     *q++ = 't';
-    q = wire_put_len_header(q, 5, c_len);
+    q = pb_put_len_header(q, 5, c_len);
     memcpy(q, c, c_len);
     q += c_len;
     size_t in_len = (size_t)(q - in);
     uint8_t m[256], *r = m;
-    r = wire_put_len_header(r, 5, in_len);
+    r = pb_put_len_header(r, 5, in_len);
     memcpy(r, in, in_len);
     r += in_len;
     size_t len = (size_t)(r - m);
@@ -618,13 +618,13 @@ Test(infer_codec, typed_contents_unpacked_encoding)
 Test(infer_codec, typed_contents_empty_packed_field_has_no_elements)
 {
     uint8_t in[64], *q = in;
-    q = wire_put_len_header(q, 1, 1);
+    q = pb_put_len_header(q, 1, 1);
     *q++ = 't';
-    q = wire_put_len_header(q, 5, 2); /* contents: one empty packed fp32_contents */
-    q = wire_put_len_header(q, 6, 0);
+    q = pb_put_len_header(q, 5, 2); /* contents: one empty packed fp32_contents */
+    q = pb_put_len_header(q, 6, 0);
     size_t in_len = (size_t)(q - in);
     uint8_t m[128], *r = m;
-    r = wire_put_len_header(r, 5, in_len);
+    r = pb_put_len_header(r, 5, in_len);
     memcpy(r, in, in_len);
     r += in_len;
     size_t len = (size_t)(r - m);
@@ -733,16 +733,16 @@ Test(infer_codec, malformed_typed_contents_are_rejected)
 {
     /* fp32_contents packed with 3 bytes: not a whole float. */
     uint8_t in[64], *q = in;
-    q = wire_put_len_header(q, 1, 1);
+    q = pb_put_len_header(q, 1, 1);
     *q++ = 't';
-    q = wire_put_len_header(q, 5, 5);
-    q = wire_put_len_header(q, 6, 3);
+    q = pb_put_len_header(q, 5, 5);
+    q = pb_put_len_header(q, 6, 3);
     *q++ = 1;
     *q++ = 2;
     *q++ = 3;
     size_t in_len = (size_t)(q - in);
     uint8_t m[128], *r = m;
-    r = wire_put_len_header(r, 5, in_len);
+    r = pb_put_len_header(r, 5, in_len);
     memcpy(r, in, in_len);
     r += in_len;
     size_t len = (size_t)(r - m);
@@ -984,16 +984,16 @@ Test(infer_codec, shape_of_more_than_8_dims_is_rejected)
 
     /* 9 dims, unpacked */
     uint8_t t[64], *p = t;
-    p = wire_put_len_header(p, 1, 4);
+    p = pb_put_len_header(p, 1, 4);
     memcpy(p, "deep", 4);
     p += 4;
     for (int d = 0; d < 9; d++) {
-        p = wire_put_key(p, 3, WIRE_VARINT);
-        p = wire_put_varint(p, 1);
+        p = pb_put_key(p, 3, PB_VARINT);
+        p = pb_put_varint(p, 1);
     }
     size_t t_len = (size_t)(p - t);
     uint8_t m[128], *q = m;
-    q = wire_put_len_header(q, 5, t_len);
+    q = pb_put_len_header(q, 5, t_len);
     memcpy(q, t, t_len);
     q += t_len;
     len = (size_t)(q - m);

@@ -64,32 +64,6 @@ static bool same_shapes(const engine_shape_t *a, const engine_shape_t *b, int32_
     return true;
 }
 
-static hlt_status check_inputs(const backend_instance_t *inst, const engine_shape_t *in, char *err,
-                               size_t errlen)
-{
-    const engine_graph_t *g = inst->g;
-    for (int32_t i = 0; i < inst->n_in; i++) {
-        const engine_tensor_desc_t *d = &g->input_desc[i];
-        const engine_shape_t *s = &in[i];
-        if (s->rank < 0 || s->rank > ENGINE_MAX_RANK || (d->rank >= 0 && s->rank != d->rank))
-            return cuda_errf(HLT_INVALID_ARGUMENT, err, errlen,
-                             "input '%s': rank %d, the model expects %d", d->name, s->rank,
-                             d->rank);
-        for (int32_t k = 0; k < s->rank; k++) {
-            if (s->dims[k] < 0)
-                return cuda_errf(HLT_INVALID_ARGUMENT, err, errlen, "input '%s': negative dim %d",
-                                 d->name, k);
-            if (d->rank >= 0 && d->dims[k] >= 0 && s->dims[k] != d->dims[k])
-                return cuda_errf(HLT_INVALID_ARGUMENT, err, errlen,
-                                 "input '%s': dim %d is %lld, the model expects %lld", d->name, k,
-                                 (long long)s->dims[k], (long long)d->dims[k]);
-        }
-        if (shape_numel(s) < 0)
-            return cuda_errf(HLT_INVALID_ARGUMENT, err, errlen, "input '%s' is too large", d->name);
-    }
-    return HLT_OK;
-}
-
 /* Shapes of every node output into s (inputs and constants already there). */
 static hlt_status infer(const backend_instance_t *inst, engine_shape_t *s, size_t *ws, char *err,
                         size_t errlen)
@@ -374,7 +348,7 @@ hlt_status cuda_prepare(backend_instance_t *inst, const engine_shape_t *in, engi
                         char *err, size_t errlen)
 {
     const engine_graph_t *g = inst->g;
-    hlt_status st = check_inputs(inst, in, err, errlen);
+    hlt_status st = engine_check_inputs(inst->g, in, err, errlen);
     if (st != HLT_OK)
         return st;
     if (inst->prepared && same_shapes(in, inst->last_in, inst->n_in))

@@ -23,6 +23,7 @@
 
 #include "backend/backend.h"
 #include "engine/graph.h"
+#include "engine/plan.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,11 +87,7 @@ typedef struct ocl_launch {
     bool skip; /* empty range at the prepared shapes */
 } ocl_launch_t;
 
-typedef struct ocl_plan_item {
-    size_t size, off;
-    int32_t start, end; /* live steps, inclusive */
-    int32_t owner;      /* tensor id, or n_tensors + node index for a workspace */
-} ocl_plan_item_t;
+typedef engine_plan_item_t ocl_plan_item_t; /* placed by engine_plan_place (engine/plan.h) */
 
 /* Per-node facts fixed at create. */
 typedef struct ocl_node {

@@ -248,8 +248,8 @@ hlt_status ocl_plan_create(int device, const backend_model_t *model, backend_ins
     if ((st = ocl_shared_acquire(device, &inst->ctx, &inst->prog, msg, sizeof msg)) != HLT_OK)
         goto fail;
     /* Profiling queues only on request (HLT_OPENCL_PROFILING=1, the benchmarks): PoCL's event
-     * timestamps cost ~30% of a 250 us execute (benchmarks/results/backends.md). Without them
-     * the whole execute counts as compute in the statistics. */
+     * timestamps cost facile at batch 256 ~100 of ~330 us (benchmarks/results/backends-notes.md).
+     * Without them the whole execute counts as compute in the statistics. */
     const char *pe = getenv("HLT_OPENCL_PROFILING");
     inst->profiling = d->profiling && pe && !strcmp(pe, "1");
     cl_int rc;
@@ -292,45 +292,6 @@ fail:
     return st;
 }
 
-static int cmp_size_desc(const void *pa, const void *pb)
-{
-    const ocl_plan_item_t *a = pa, *b = pb;
-    if (a->size != b->size)
-        return a->size > b->size ? -1 : 1;
-    return a->owner - b->owner;
-}
-
-/* Greedy by size, lowest free offset among buffers whose live ranges overlap (as exec.c). */
-static size_t place(ocl_plan_item_t *items, int32_t n, int32_t *by_off)
-{
-    qsort(items, (size_t)n, sizeof *items, cmp_size_desc);
-    size_t total = 0;
-    int32_t placed = 0;
-    for (int32_t i = 0; i < n; i++) {
-        ocl_plan_item_t *it = &items[i];
-        size_t cand = 0;
-        for (int32_t k = 0; k < placed; k++) {
-            const ocl_plan_item_t *p = &items[by_off[k]];
-            if (p->end < it->start || it->end < p->start)
-                continue;
-            if (cand + it->size <= p->off)
-                break;
-            if (p->off + p->size > cand)
-                cand = p->off + p->size;
-        }
-        it->off = cand;
-        int32_t k = placed++;
-        while (k > 0 && items[by_off[k - 1]].off > cand) {
-            by_off[k] = by_off[k - 1];
-            k--;
-        }
-        by_off[k] = i;
-        if (cand + it->size > total)
-            total = cand + it->size;
-    }
-    return total;
-}
-
 static bool same_inputs(const backend_instance_t *inst, const engine_shape_t *in)
 {
     for (int32_t i = 0; i < inst->g->n_inputs; i++) {
@@ -343,31 +304,22 @@ static bool same_inputs(const backend_instance_t *inst, const engine_shape_t *in
     return true;
 }
 
+/* The engine's input checks, then the limit of the kernels' 32-bit indexing. */
 static hlt_status check_inputs(const backend_instance_t *inst, const engine_shape_t *in, char *err,
                                size_t errlen)
 {
     const engine_graph_t *g = inst->g;
-    for (int32_t i = 0; i < g->n_inputs; i++) {
-        const engine_tensor_desc_t *d = &g->input_desc[i];
-        bool ok = in[i].rank >= 0 && in[i].rank <= ENGINE_MAX_RANK &&
-                  (d->rank < 0 || in[i].rank == d->rank);
-        for (int32_t k = 0; ok && k < in[i].rank; k++)
-            ok = in[i].dims[k] >= 0 &&
-                 (d->rank < 0 || d->dims[k] < 0 || d->dims[k] == in[i].dims[k]);
-        if (ok && shape_numel(&in[i]) > INT_MAX) {
+    hlt_status st = engine_check_inputs(g, in, err, errlen);
+    if (st != HLT_OK)
+        return st;
+    for (int32_t i = 0; i < g->n_inputs; i++)
+        if (shape_numel(&in[i]) > INT_MAX) {
             snprintf(err, errlen,
-                     "input '%s': more than %d elements: too large for the OpenCL "
-                     "backend's 32-bit indexing",
-                     d->name, INT_MAX);
+                     "input '%s': more than %d elements: too large for the OpenCL backend's "
+                     "32-bit indexing",
+                     g->input_desc[i].name, INT_MAX);
             return HLT_INVALID_ARGUMENT;
         }
-        if (!ok) {
-            char s[96];
-            snprintf(err, errlen, "input '%s': shape %s does not fit the model", d->name,
-                     shape_str(&in[i], s, sizeof s));
-            return HLT_INVALID_ARGUMENT;
-        }
-    }
     return HLT_OK;
 }
 
@@ -410,7 +362,7 @@ hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in, 
         if (inst->ws_bytes[i])
             inst->items[n++] =
                 (ocl_plan_item_t){round_up(inst->ws_bytes[i]), 0, i + 1, i + 1, inst->nt + i};
-    const size_t total = place(inst->items, n, inst->by_off);
+    const size_t total = engine_plan_place(inst->items, n, inst->by_off);
     for (int32_t k = 0; k < n; k++) {
         const ocl_plan_item_t *it = &inst->items[k];
         if (it->owner < inst->nt)

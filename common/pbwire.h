@@ -1,11 +1,14 @@
-/* pbwire: protobuf wire-format primitives for libhltinfer's hand-written ModelInfer codec.
+/* pbwire: protobuf wire-format primitives for the hand-written ModelInfer codecs of the server
+ * (server/infer_codec.c) and of libhltinfer (client/infer_wire.c).
  *
- * The client may not link the server library, so these are the client's own (header-only,
- * static inline) versions of what server/wire.h provides: size functions and writers for
+ * protobuf-c copies every `bytes` field on unpack and packs through an intermediate buffer, so
+ * the tensor-carrying messages are read and written by hand with these helpers: tensor bytes
+ * stay where gRPC received them and outputs are written once, into the reply. Header-only
+ * (static inline), so libhltinfer does not link server code: size functions and writers for
  * encoding into a buffer sized in advance, and bounds-checked readers that return false on
- * malformed input and never read outside [p, end). */
-#ifndef HLT_CLIENT_PBWIRE_H
-#define HLT_CLIENT_PBWIRE_H
+ * malformed input and never read outside [p, end). Nothing here aborts. */
+#ifndef HLT_PBWIRE_H
+#define HLT_PBWIRE_H
 
 #include <stdbool.h>
 #include <stddef.h>
