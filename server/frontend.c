@@ -99,6 +99,31 @@ static void release_call(call_ctx_t *c)
     }
 }
 
+/* Every error answered is logged at INFO, at most 20 lines a second (a flood of bad requests
+ * must not flood the log or slow the server); the count of lines held back rides on the next
+ * line that passes. --log-verbose=1 logs every one. */
+static void log_rejected(int method, hlt_status st, const char *message)
+{
+    const char *path = method >= 0 && method < M_COUNT ? method_paths[method] : "(unknown method)";
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    static hlt_log_limiter_t limiter = HLT_LOG_LIMITER_INIT(20);
+    if (hlt_log_level >= HLT_LOG_VERBOSE) {
+        HLT_LOG(HLT_LOG_VERBOSE, "event=rpc_error method=%s status=%s message=\"%s\"", name,
+                hlt_status_name(st), message ? message : "");
+        return;
+    }
+    unsigned long dropped = 0;
+    if (hlt_log_level < HLT_LOG_INFO || !hlt_log_limit_take(&limiter, &dropped))
+        return;
+    if (dropped)
+        HLT_LOG(HLT_LOG_INFO,
+                "event=rpc_error method=%s status=%s message=\"%s\" suppressed_before=%lu",
+                name, hlt_status_name(st), message ? message : "", dropped);
+    else
+        HLT_LOG(HLT_LOG_INFO, "event=rpc_error method=%s status=%s message=\"%s\"", name,
+                hlt_status_name(st), message ? message : "");
+}
+
 void rpc_reply(call_ctx_t *c, hlt_status st, const char *message, grpc_slice *body)
 {
     grpc_op ops[4];
@@ -120,8 +145,7 @@ void rpc_reply(call_ctx_t *c, hlt_status st, const char *message, grpc_slice *bo
         ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     }
     if (st != HLT_OK)
-        HLT_LOG(HLT_LOG_VERBOSE, "event=rpc_error method=%d status=%s message=\"%s\"", c->method,
-                hlt_status_name(st), message ? message : "");
+        log_rejected(c->method, st, message);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tag_done, NULL);
     if (bb)
         grpc_byte_buffer_destroy(bb);

@@ -36,3 +36,25 @@ void hlt_log_write(int level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+int hlt_log_limit_take(hlt_log_limiter_t *l, unsigned long *dropped)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    while (__atomic_exchange_n(&l->lock, 1, __ATOMIC_ACQUIRE))
+        ;
+    if (ts.tv_sec != l->window_s) {
+        l->window_s = ts.tv_sec;
+        l->used = 0;
+    }
+    int ok = l->used < l->burst;
+    if (ok) {
+        l->used++;
+        *dropped = l->dropped;
+        l->dropped = 0;
+    } else {
+        l->dropped++;
+    }
+    __atomic_store_n(&l->lock, 0, __ATOMIC_RELEASE);
+    return ok;
+}

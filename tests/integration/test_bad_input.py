@@ -190,3 +190,37 @@ def test_unknown_method_is_unimplemented(server):
             call(b"", timeout=10)
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED, path
     ch.close()
+
+
+def test_rejections_are_logged_rate_limited(server_factory):
+    """Every rejected request is logged (method, status, message) at the default level, at most
+    20 lines a second; the lines held back are counted and reported by the next line that
+    passes, so logged lines + reported suppressions account for every rejection."""
+    import re
+    import time
+    s = server_factory(args=["--log-verbose=0"])  # the default level (the fixture's is 1)
+    ch = grpc.insecure_channel(s.url, options=OPTS)
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
+    n = 150
+    for _ in range(n):
+        with pytest.raises(grpc.RpcError):
+            stub.ModelInfer(jet_request(model="nope"), timeout=30)
+    time.sleep(1.2)  # a new one-second window: the next line carries the pending count
+    with pytest.raises(grpc.RpcError):
+        stub.ModelInfer(jet_request(model="nope"), timeout=30)
+    still_serves(stub)
+    ch.close()
+    pat = re.compile(r"event=rpc_error method=ModelInfer status=NOT_FOUND "
+                     r"message=\"[^\"]*'nope'[^\"]*\"(?: suppressed_before=(\d+))?$")
+    lines, suppressed = 0, 0
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        found = [pat.search(l) for l in list(s.log) if "event=rpc_error" in l]
+        assert all(found), [l for l in s.log if "event=rpc_error" in l][:3]
+        lines = len(found)
+        suppressed = sum(int(m.group(1) or 0) for m in found)
+        if lines + suppressed == n + 1:
+            break
+        time.sleep(0.1)
+    assert lines + suppressed == n + 1, (lines, suppressed)
+    assert 1 <= lines < n + 1, "a burst of rejections is not logged line by line"
