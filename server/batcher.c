@@ -219,6 +219,39 @@ hlt_status batcher_submit(batcher_t *b, infer_job_t *job, int64_t now_ns, char *
     return st;
 }
 
+bool batcher_try_direct(batcher_t *b, infer_job_t *job, int64_t now_ns, int64_t max_exec_ns,
+                        bool take)
+{
+    if (job->msg.has_priority && job->msg.priority != 0)
+        return false;
+    pthread_mutex_lock(&b->mu);
+    bool ok = !b->closed && b->queued == 0 && b->exec_estimate_ns > 0 &&
+              b->exec_estimate_ns <= max_exec_ns;
+    /* the inter-arrival average including this arrival, as a submit would make it */
+    int64_t gap_ewma = b->gap_ewma_ns;
+    if (b->last_arrival_ns) {
+        const int64_t gap = now_ns - b->last_arrival_ns;
+        gap_ewma = gap_ewma ? gap_ewma + (gap - gap_ewma) / 8 : gap;
+    }
+    if (ok && b->dynamic) {
+        bool at_once = job->batch >= b->cfg->max_batch_size;
+        for (size_t k = 0; k < b->cfg->dynamic_batching.n_preferred && !at_once; k++)
+            at_once = job->batch == b->cfg->dynamic_batching.preferred_batch_size[k];
+        ok = at_once || (b->adaptive && gap_ewma > b->delay_ns);
+    }
+    if (ok && take) { /* recorded as a submit would (a refused arrival is counted by its submit) */
+        job->level = b->default_level;
+        job->delayed = false;
+        job->t_enqueue_ns = now_ns;
+        job->queue_deadline_ns = INT64_MAX;
+        job->seq = b->next_seq++;
+        b->gap_ewma_ns = gap_ewma;
+        b->last_arrival_ns = now_ns;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return ok;
+}
+
 static void take(batcher_t *b, job_list_t *l, infer_job_t *j)
 {
     list_remove(l, j);

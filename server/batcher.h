@@ -64,6 +64,18 @@ bool batcher_next(batcher_t *b, size_t max_jobs, batch_t *out);
  * earliest deadline in a forming batch. */
 void batcher_note_exec_time(batcher_t *b, int64_t exec_ns);
 
+/* Direct dispatch (the caller runs the job itself, on its own thread, skipping the hand-off to
+ * an instance worker). True when job, arriving at now_ns, would leave the queue at once as a
+ * batch of its own anyway: the queue is empty and open, the job has the default priority, and
+ * either the model has no dynamic batching, or the job's rows reach max_batch_size or a
+ * preferred size, or the adaptive delay sees arrivals sparser than the delay; and the batches
+ * measured so far (batcher_note_exec_time) take at most max_exec_ns. With take, the arrival is
+ * then recorded as a submit would (t_enqueue_ns = now_ns, inter-arrival statistics) and the job
+ * is the caller's to run; without, nothing changes (a check before claiming an instance). False
+ * changes nothing: submit as usual. */
+bool batcher_try_direct(batcher_t *b, infer_job_t *job, int64_t now_ns, int64_t max_exec_ns,
+                        bool take);
+
 /* Refuses further submits; batcher_next drains what is queued then returns false. */
 void batcher_close(batcher_t *b);
 /* Wakes waiting workers so that they re-poll (after a cancellation). */

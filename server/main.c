@@ -43,6 +43,7 @@ typedef struct options {
     int infer_slots;
     int max_queue_size;
     long max_queued_mb;
+    int direct_dispatch_us;
     int http_port, metrics_port;
     bool allow_http, allow_metrics;
     int admission_queue_us, admission_window_ms;
@@ -76,6 +77,10 @@ static void usage(FILE *f)
         "                               (default 1024)\n"
         "  --max-queued-mb=N            request bytes queued per model version before\n"
         "                               UNAVAILABLE, in MiB (default 1024)\n"
+        "  --direct-dispatch-us=N       run a request that forms a batch of its own at once on\n"
+        "                               the gRPC thread when the model's batches take at most\n"
+        "                               N us on the CPU (default 20; 0 = always hand over to\n"
+        "                               the instance workers)\n"
         "  --http-port=PORT             HTTP health endpoints /v2/health/{live,ready} and\n"
         "                               /v2/models/NAME/ready (default 8000; 0 = free port)\n"
         "  --metrics-port=PORT          Prometheus /metrics (default 8002; 0 = free port)\n"
@@ -138,6 +143,7 @@ static int parse_args(int argc, char **argv, options_t *o)
         O_SLOTS,
         O_QUEUE,
         O_QMB,
+        O_DIRECT,
         O_HTTP,
         O_METRICS,
         O_AHTTP,
@@ -159,6 +165,7 @@ static int parse_args(int argc, char **argv, options_t *o)
         {"grpc-infer-slots", required_argument, NULL, O_SLOTS},
         {"max-queue-size", required_argument, NULL, O_QUEUE},
         {"max-queued-mb", required_argument, NULL, O_QMB},
+        {"direct-dispatch-us", required_argument, NULL, O_DIRECT},
         {"http-port", required_argument, NULL, O_HTTP},
         {"metrics-port", required_argument, NULL, O_METRICS},
         {"allow-http", required_argument, NULL, O_AHTTP},
@@ -215,6 +222,9 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->max_queued_mb = mb;
             break;
         }
+        case O_DIRECT:
+            ok = parse_int(optarg, 0, 1000000, &o->direct_dispatch_us);
+            break;
         case O_HTTP:
             ok = parse_int(optarg, 0, 65535, &o->http_port);
             break;
@@ -313,6 +323,7 @@ int main(int argc, char **argv)
         .infer_slots = 64,
         .max_queue_size = 1024,
         .max_queued_mb = 1024,
+        .direct_dispatch_us = 20,
         .http_port = 8000,
         .metrics_port = 8002,
         .allow_http = true,
@@ -355,7 +366,8 @@ int main(int argc, char **argv)
         .root = o.model_repository,
         .load = {.default_max_batch = o.default_max_batch,
                  .queue_capacity = (size_t)o.max_queue_size,
-                 .max_queued_bytes = (size_t)o.max_queued_mb << 20},
+                 .max_queued_bytes = (size_t)o.max_queued_mb << 20,
+                 .direct_dispatch_ns = (int64_t)o.direct_dispatch_us * 1000},
     };
     repo_t *repo = repo_create(&ropts);
     if (!repo) {

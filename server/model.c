@@ -41,6 +41,10 @@ typedef struct instance {
     void *in_stage[HLT_MAX_IO], *out_stage[HLT_MAX_IO]; /* batch gather/scatter, per graph io */
     size_t in_cap[HLT_MAX_IO], out_cap[HLT_MAX_IO];
     int index;
+    /* Held while a batch runs on this instance: by its worker, or by a frontend thread that
+     * runs a request directly (model_submit's direct dispatch). */
+    pthread_mutex_t run_mu;
+    bool run_mu_ready;
 } instance_t;
 
 /* Most requests one batch may hold (each has at least one row). */
@@ -74,6 +78,7 @@ struct model {
     pthread_mutex_t retire_mu;
     bool retired;
     pthread_mutex_t order_mu; /* preserve_ordering */
+    int64_t direct_ns;        /* direct dispatch of batches expected to run within this; 0 = off */
     uint64_t next_seq;
     held_t *held;
 };
@@ -329,8 +334,11 @@ static void *worker_main(void *arg)
                          (hlt_now_ns() - j->t_enqueue_ns) / 1000);
             finish_fail(m, j, expired_st[i], msg);
         }
-        if (b.n)
+        if (b.n) {
+            pthread_mutex_lock(&inst->run_mu);
             run_batch(inst, &b);
+            pthread_mutex_unlock(&inst->run_mu);
+        }
     }
     return NULL;
 }
@@ -569,6 +577,8 @@ static hlt_status start_instances(model_t *m, char *err, size_t errlen)
                 instance_t *inst = &m->instances[i];
                 inst->model = m;
                 inst->index = i;
+                pthread_mutex_init(&inst->run_mu, NULL);
+                inst->run_mu_ready = true;
                 inst->be = be[g];
                 inst->device = dev;
                 m->n_instances = i + 1;
@@ -614,6 +624,9 @@ static void model_free(model_t *m)
         }
         inst->be->instance_destroy(inst->bi);
     }
+    for (int i = 0; m->instances && i < m->n_instances; i++)
+        if (m->instances[i].run_mu_ready)
+            pthread_mutex_destroy(&m->instances[i].run_mu);
     free(m->instances);
     batcher_destroy(m->batcher);
     pthread_mutex_destroy(&m->order_mu);
@@ -681,6 +694,7 @@ hlt_status model_load(const char *model_dir, const char *name, int64_t version,
         .max_queued_requests = opts->queue_capacity ? opts->queue_capacity : 1024,
         .max_queued_bytes = opts->max_queued_bytes ? opts->max_queued_bytes : (size_t)1 << 30,
     };
+    m->direct_ns = opts->direct_dispatch_ns;
     if (!(m->batcher = batcher_create(m->cfg, &limits))) {
         st = HLT_RESOURCE_EXHAUSTED;
         goto fail;
@@ -724,12 +738,45 @@ void model_retire(model_t *m)
     pthread_mutex_unlock(&m->retire_mu);
 }
 
+/* Direct dispatch: a request that would leave the queue at once as a batch of its own, on a
+ * model whose batches take at most m->direct_ns on the CPU, runs on the calling (frontend)
+ * thread on an idle CPU instance, answered before this returns. It skips the two thread
+ * hand-offs of the worker path (frontend -> worker, worker -> frontend), which cost more than
+ * such a batch computes. Everything else a batch does is the same (run_batch: statistics,
+ * response, scratch buffers of that instance). Not with preserve_ordering. */
+static bool run_direct(model_t *m, infer_job_t *job, int64_t now)
+{
+    /* check first: claiming an instance a worker is about to use would put the worker to sleep
+     * on its run_mu */
+    if (m->cfg->dynamic_batching.preserve_ordering ||
+        !batcher_try_direct(m->batcher, job, now, m->direct_ns, false))
+        return false;
+    for (int i = 0; i < m->n_instances; i++) {
+        instance_t *inst = &m->instances[i];
+        if (strcmp(inst->be->name, "cpu") || pthread_mutex_trylock(&inst->run_mu))
+            continue;
+        bool taken = batcher_try_direct(m->batcher, job, now, m->direct_ns, true);
+        if (taken) {
+            infer_job_t *jobs[1] = {job};
+            batch_t b = {.jobs = jobs, .n = 1, .rows = job->batch};
+            stats_record_wait(&m->stats, (uint64_t)(hlt_now_ns() - job->t_enqueue_ns));
+            run_batch(inst, &b);
+        }
+        pthread_mutex_unlock(&inst->run_mu);
+        return taken;
+    }
+    return false;
+}
+
 hlt_status model_submit(model_t *m, infer_job_t *job, char *err, size_t errlen)
 {
     if (m->retired)
         return fail(err, errlen, HLT_ABORTED, "model '%s' version %s was replaced or unloaded",
                     m->name, m->version_str);
-    hlt_status st = batcher_submit(m->batcher, job, hlt_now_ns(), err, errlen);
+    const int64_t now = hlt_now_ns();
+    if (m->direct_ns > 0 && run_direct(m, job, now))
+        return HLT_OK;
+    hlt_status st = batcher_submit(m->batcher, job, now, err, errlen);
     if (st == HLT_UNAVAILABLE && m->retired)
         return fail(err, errlen, HLT_ABORTED, "model '%s' version %s was replaced or unloaded",
                     m->name, m->version_str);

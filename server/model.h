@@ -22,6 +22,9 @@ typedef struct model_load_options {
     int32_t default_max_batch; /* for configs that leave max_batch_size out */
     size_t queue_capacity;     /* requests queued per model version */
     size_t max_queued_bytes;   /* request bytes queued per model version */
+    int64_t direct_dispatch_ns; /* run on the submitting thread requests that would be a batch of
+                                   their own at once when batches take at most this on the CPU
+                                   (model_submit); 0 = always through the instance workers */
 } model_load_options_t;
 
 /* Loads version `version` of the model in directory model_dir (named name): reads

@@ -1196,3 +1196,67 @@ Test(batcher, adaptive_delay_can_be_turned_off)
     poll_now(T0 + 1000000);
     EXPECT_WAIT(T0 + 1100000);
 }
+
+/* ---- direct dispatch (batcher_try_direct) ---- */
+
+Test(batcher, direct_needs_a_timed_batch_within_the_bound)
+{
+    setup(8, NULL); /* no dynamic batching: every job is a batch of its own at once */
+    cr_assert_not(batcher_try_direct(g_b, mkjob(0, 1), T0, 50 * US, true),
+                  "no batch timed yet: the estimate is unknown");
+    batcher_note_exec_time(g_b, 20 * US);
+    cr_assert_not(batcher_try_direct(g_b, mkjob(0, 1), T0, 10 * US, true), "above the bound");
+    cr_assert(batcher_try_direct(g_b, mkjob(0, 1), T0 + 5 * US, 50 * US, false));
+    cr_assert_eq(J(0)->t_enqueue_ns, 0, "a check without take leaves the job alone");
+    cr_assert(batcher_try_direct(g_b, mkjob(0, 1), T0 + 7 * US, 50 * US, true));
+    cr_assert_eq(J(0)->t_enqueue_ns, T0 + 7 * US, "taken: the arrival is recorded");
+    cr_assert_eq(batcher_queued(g_b), 0, "a direct job is never queued");
+    cr_assert_not(batcher_try_direct(g_b, with_priority(mkjob(1, 1), 1), T0, 50 * US, false),
+                  "only the default priority");
+}
+
+Test(batcher, direct_only_with_an_empty_open_queue)
+{
+    setup(8, NULL);
+    batcher_note_exec_time(g_b, 1 * US);
+    submit_ok(mkjob(0, 1), T0);
+    cr_assert_not(batcher_try_direct(g_b, mkjob(1, 1), T0, 50 * US, true),
+                  "a queued job goes first");
+    poll_now(T0);
+    cr_assert_eq(g_out.n, 1);
+    cr_assert(batcher_try_direct(g_b, mkjob(1, 1), T0, 50 * US, true));
+    batcher_close(g_b);
+    cr_assert_not(batcher_try_direct(g_b, mkjob(2, 1), T0, 50 * US, true), "closed");
+}
+
+Test(batcher, direct_with_dynamic_batching_only_when_nothing_is_worth_waiting_for)
+{
+    setup(16, "{\"preferred_batch_size\": [4], \"max_queue_delay_microseconds\": 1000}");
+    batcher_note_exec_time(g_b, 1 * US);
+    /* dense arrivals (100 us apart, under the 1000 us delay): a batch may form, wait for it */
+    int64_t t = T0;
+    for (int i = 0; i < 4; i++, t += 100 * US) {
+        submit_ok(mkjob(i, 1), t);
+        poll_now(t + 1500 * US); /* drained after its delay */
+    }
+    cr_assert_not(batcher_try_direct(g_b, mkjob(10, 1), t, 50 * US, true));
+    cr_assert(batcher_try_direct(g_b, mkjob(10, 4), t, 50 * US, true),
+              "a job of a preferred size is a batch at once");
+    cr_assert(batcher_try_direct(g_b, mkjob(11, 16), t, 50 * US, true),
+              "a job of max_batch_size rows is a batch at once");
+    /* sparse arrivals (10 ms apart): once the inter-arrival average passes the delay, the
+     * adaptive delay would not wait, so the job goes direct (refused ones are submitted, which
+     * counts their arrival) */
+    int taken_at = -1;
+    for (int i = 0; i < 40 && taken_at < 0; i++) {
+        t += 10 * MS;
+        if (batcher_try_direct(g_b, mkjob(12, 1), t, 50 * US, true)) {
+            taken_at = i;
+        } else {
+            submit_ok(J(12), t);
+            poll_now(t + 1500 * US);
+            cr_assert_eq(g_out.n, 1);
+        }
+    }
+    cr_assert_geq(taken_at, 0, "sparse arrivals never went direct");
+}

@@ -29,7 +29,7 @@ TestSuite(model, .init = quiet, .fini = tu_cleanup_temp_dirs, .timeout = 110);
 static model_t *load(const char *dir, const char *name, int64_t version,
                      const model_load_options_t *opts)
 {
-    model_load_options_t def = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0};
+    model_load_options_t def = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0, 0};
     model_t *m = NULL;
     char err[ERRLEN] = "";
     hlt_status st = model_load(dir, name, version, opts ? opts : &def, &m, err, sizeof err);
@@ -49,7 +49,7 @@ static model_t *load_example(const char *name, const model_load_options_t *opts)
 static void load_fails(const char *dir, const char *name, int64_t version, hlt_status want_st,
                        const char *want)
 {
-    model_load_options_t opts = {64, 0, 0};
+    model_load_options_t opts = {64, 0, 0, 0};
     model_t *m = (model_t *)(uintptr_t)0x1;
     char err[ERRLEN] = "";
     hlt_status st = model_load(dir, name, version, &opts, &m, err, sizeof err);
@@ -414,7 +414,7 @@ static void queue_full_case(model_t *m)
 
 Test(model, full_queue_answers_unavailable)
 {
-    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 1, 0};
+    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 1, 0, 0};
     model_t *m = load_example("facile", &opts);
     queue_full_case(m);
     model_unref(m);
@@ -426,7 +426,7 @@ Test(model, config_max_queue_size_bounds_the_queue)
                                       "{\"max_queue_size\": 1}}}");
     char dir[4200];
     temp_dir_path(dir, sizeof dir, repo, "facile");
-    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 1024, 0};
+    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 1024, 0, 0};
     model_t *m = load(dir, "facile", 1, &opts);
     queue_full_case(m);
     model_unref(m);
@@ -521,4 +521,70 @@ Test(model, stats_after_n_requests)
     }
     cr_assert_gt(s.last_inference_ms, 0);
     model_unref(m);
+}
+
+/* Direct dispatch (model_submit runs a request that would be a batch of its own at once on the
+ * submitting thread): once a batch has been timed, a request on a model without dynamic
+ * batching is answered before model_submit returns, with the same answer and statistics. */
+Test(model, direct_dispatch_answers_within_submit)
+{
+    char *repo = temp_model("facile", "{\"name\": \"facile\", \"max_batch_size\": 16000}");
+    char dir[4200];
+    TU_PATH(dir, "%s/facile", repo);
+    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0, 1000000000};
+    model_t *m = load(dir, "facile", 1, &opts);
+    free(repo);
+    tu_case_t c;
+    tu_load_case("facile", "n7", &c);
+    /* the first goes through the worker: no batch has been timed yet */
+    tjob_t *t = make_job(m, &c, NULL, 0, NULL);
+    Inference__ModelInferResponse *r = run_ok(m, t);
+    inference__model_infer_response__free_unpacked(r, NULL);
+    free_job(t);
+    for (int i = 0; i < 3; i++) {
+        t = make_job(m, &c, NULL, 0, "direct");
+        submit_ok(m, t);
+        cr_assert(flag_now(&t->done), "request %d was not answered within model_submit", i);
+        cr_assert_eq(t->st, HLT_OK, "%s", t->message);
+        r = inference__model_infer_response__unpack(NULL, t->resp_size, t->resp);
+        cr_assert_not_null(r);
+        cr_assert_str_eq(r->id, "direct");
+        check_output(r, 0, &c, "output");
+        inference__model_infer_response__free_unpacked(r, NULL);
+        free_job(t);
+    }
+    model_retire(m);
+    model_stats_snapshot_t s;
+    stats_snapshot(model_stats(m), &s);
+    cr_assert_eq(s.success.count, 4);
+    cr_assert_eq(s.queue.count, 4);
+    cr_assert_eq(s.execution_count, 4);
+    cr_assert_eq(s.inference_count, 28);
+    model_unref(m);
+    tu_free_case(&c);
+}
+
+/* With a direct-dispatch bound below the model's batch time, requests go to the worker. */
+Test(model, direct_dispatch_respects_its_time_bound)
+{
+    char *repo = temp_model("facile", "{\"name\": \"facile\", \"max_batch_size\": 16000}");
+    char dir[4200];
+    TU_PATH(dir, "%s/facile", repo);
+    model_load_options_t opts = {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0, 1};
+    model_t *m = load(dir, "facile", 1, &opts);
+    free(repo);
+    tu_case_t c;
+    tu_load_case("facile", "n7", &c);
+    for (int i = 0; i < 3; i++) {
+        tjob_t *t = make_job(m, &c, NULL, 0, NULL);
+        t->gate = true; /* held in complete() on the worker: not done when submit returns */
+        submit_ok(m, t);
+        cr_assert_not(flag_now(&t->done), "request %d (1 ns bound) ran within model_submit", i);
+        release(t);
+        wait_flag(&t->done, "worker completion");
+        cr_assert_eq(t->st, HLT_OK, "%s", t->message);
+        free_job(t);
+    }
+    model_unref(m);
+    tu_free_case(&c);
 }

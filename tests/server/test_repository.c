@@ -25,7 +25,7 @@ TestSuite(repository, .init = quiet, .fini = tu_cleanup_temp_dirs, .timeout = 11
 
 static repo_t *make_repo(const char *root)
 {
-    repo_options_t opts = {root, {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0}};
+    repo_options_t opts = {root, {MODEL_CONFIG_DEFAULT_MAX_BATCH, 0, 0, 0}};
     repo_t *r = repo_create(&opts);
     cr_assert_not_null(r);
     return r;

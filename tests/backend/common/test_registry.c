@@ -385,7 +385,7 @@ static int opencl_devices(int need)
 
 static model_t *load_ok(const char *config)
 {
-    model_load_options_t opts = {64, 0, 0};
+    model_load_options_t opts = {64, 0, 0, 0};
     model_t *m = NULL;
     char err[ERRLEN] = "";
     hlt_status st = model_load(model_dir(config), "jet_tagger", 1, &opts, &m, err, sizeof err);
@@ -395,7 +395,7 @@ static model_t *load_ok(const char *config)
 
 static void load_fails(const char *config, hlt_status want_st, const char *want)
 {
-    model_load_options_t opts = {64, 0, 0};
+    model_load_options_t opts = {64, 0, 0, 0};
     model_t *m = NULL;
     char err[ERRLEN] = "";
     hlt_status st = model_load(model_dir(config), "jet_tagger", 1, &opts, &m, err, sizeof err);
