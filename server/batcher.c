@@ -233,6 +233,9 @@ bool batcher_try_direct(batcher_t *b, infer_job_t *job, int64_t now_ns, int64_t 
         const int64_t gap = now_ns - b->last_arrival_ns;
         gap_ewma = gap_ewma ? gap_ewma + (gap - gap_ewma) / 8 : gap;
     }
+    /* Only while requests are sparse: under load the calling (gRPC) thread is the bottleneck
+     * and the instance workers add the parallelism it lacks. */
+    ok = ok && gap_ewma >= BATCHER_DIRECT_MIN_GAP_NS;
     if (ok && b->dynamic) {
         bool at_once = job->batch >= b->cfg->max_batch_size;
         for (size_t k = 0; k < b->cfg->dynamic_batching.n_preferred && !at_once; k++)

@@ -68,13 +68,18 @@ void batcher_note_exec_time(batcher_t *b, int64_t exec_ns);
  * an instance worker). True when job, arriving at now_ns, would leave the queue at once as a
  * batch of its own anyway: the queue is empty and open, the job has the default priority, and
  * either the model has no dynamic batching, or the job's rows reach max_batch_size or a
- * preferred size, or the adaptive delay sees arrivals sparser than the delay; and the batches
+ * preferred size, or the adaptive delay sees arrivals sparser than the delay; arrivals are
+ * sparse (BATCHER_DIRECT_MIN_GAP_NS); and the batches
  * measured so far (batcher_note_exec_time) take at most max_exec_ns. With take, the arrival is
  * then recorded as a submit would (t_enqueue_ns = now_ns, inter-arrival statistics) and the job
  * is the caller's to run; without, nothing changes (a check before claiming an instance). False
  * changes nothing: submit as usual. */
 bool batcher_try_direct(batcher_t *b, infer_job_t *job, int64_t now_ns, int64_t max_exec_ns,
                         bool take);
+/* Direct dispatch also needs requests to arrive at least this far apart on average (fewer than
+ * 10 000 a second per model): under load the frontend thread is the bottleneck and handing
+ * batches to the workers keeps it free. */
+#define BATCHER_DIRECT_MIN_GAP_NS INT64_C(100000)
 
 /* Refuses further submits; batcher_next drains what is queued then returns false. */
 void batcher_close(batcher_t *b);

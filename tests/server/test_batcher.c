@@ -1199,9 +1199,21 @@ Test(batcher, adaptive_delay_can_be_turned_off)
 
 /* ---- direct dispatch (batcher_try_direct) ---- */
 
+/* Two jobs submitted and drained 1 ms apart, ending at `end`: arrivals are sparse. */
+static void sparse_history(int64_t end)
+{
+    for (int i = 0; i < 2; i++) {
+        const int64_t t = end - (1 - i) * MS;
+        submit_ok(mkjob(30 + i, 1), t);
+        poll_now(t + 2 * MS);
+        cr_assert_eq(g_out.n, 1);
+    }
+}
+
 Test(batcher, direct_needs_a_timed_batch_within_the_bound)
 {
     setup(8, NULL); /* no dynamic batching: every job is a batch of its own at once */
+    sparse_history(T0 - MS);
     cr_assert_not(batcher_try_direct(g_b, mkjob(0, 1), T0, 50 * US, true),
                   "no batch timed yet: the estimate is unknown");
     batcher_note_exec_time(g_b, 20 * US);
@@ -1219,34 +1231,61 @@ Test(batcher, direct_only_with_an_empty_open_queue)
 {
     setup(8, NULL);
     batcher_note_exec_time(g_b, 1 * US);
+    sparse_history(T0 - MS);
     submit_ok(mkjob(0, 1), T0);
     cr_assert_not(batcher_try_direct(g_b, mkjob(1, 1), T0, 50 * US, true),
                   "a queued job goes first");
     poll_now(T0);
     cr_assert_eq(g_out.n, 1);
-    cr_assert(batcher_try_direct(g_b, mkjob(1, 1), T0, 50 * US, true));
+    cr_assert(batcher_try_direct(g_b, mkjob(1, 1), T0 + MS, 50 * US, true));
     batcher_close(g_b);
     cr_assert_not(batcher_try_direct(g_b, mkjob(2, 1), T0, 50 * US, true), "closed");
+}
+
+Test(batcher, direct_only_while_arrivals_are_sparse)
+{
+    setup(8, NULL);
+    batcher_note_exec_time(g_b, 1 * US);
+    /* dense arrivals (20 us apart): the frontend thread is busy, the workers take the jobs */
+    int64_t t = T0;
+    for (int i = 0; i < 8; i++, t += 20 * US) {
+        submit_ok(mkjob(i, 1), t);
+        poll_now(t);
+        cr_assert_eq(g_out.n, 1);
+    }
+    cr_assert_not(batcher_try_direct(g_b, mkjob(10, 1), t, 50 * US, true));
+    /* then sparse ones (1 ms apart): once the average gap passes the bound, direct */
+    int taken_at = -1;
+    for (int i = 0; i < 40 && taken_at < 0; i++) {
+        t += MS;
+        if (batcher_try_direct(g_b, mkjob(11, 1), t, 50 * US, true)) {
+            taken_at = i;
+        } else {
+            submit_ok(J(11), t);
+            poll_now(t);
+            cr_assert_eq(g_out.n, 1);
+        }
+    }
+    cr_assert_geq(taken_at, 0, "sparse arrivals never went direct");
 }
 
 Test(batcher, direct_with_dynamic_batching_only_when_nothing_is_worth_waiting_for)
 {
     setup(16, "{\"preferred_batch_size\": [4], \"max_queue_delay_microseconds\": 1000}");
     batcher_note_exec_time(g_b, 1 * US);
-    /* dense arrivals (100 us apart, under the 1000 us delay): a batch may form, wait for it */
+    /* arrivals 200 us apart: sparse for the frontend, dense for the 1000 us delay */
     int64_t t = T0;
-    for (int i = 0; i < 4; i++, t += 100 * US) {
+    for (int i = 0; i < 8; i++, t += 200 * US) {
         submit_ok(mkjob(i, 1), t);
         poll_now(t + 1500 * US); /* drained after its delay */
     }
-    cr_assert_not(batcher_try_direct(g_b, mkjob(10, 1), t, 50 * US, true));
+    cr_assert_not(batcher_try_direct(g_b, mkjob(10, 1), t, 50 * US, true),
+                  "a batch may form: wait for it");
     cr_assert(batcher_try_direct(g_b, mkjob(10, 4), t, 50 * US, true),
               "a job of a preferred size is a batch at once");
-    cr_assert(batcher_try_direct(g_b, mkjob(11, 16), t, 50 * US, true),
+    cr_assert(batcher_try_direct(g_b, mkjob(11, 16), t + 300 * US, 50 * US, true),
               "a job of max_batch_size rows is a batch at once");
-    /* sparse arrivals (10 ms apart): once the inter-arrival average passes the delay, the
-     * adaptive delay would not wait, so the job goes direct (refused ones are submitted, which
-     * counts their arrival) */
+    /* arrivals 10 ms apart: the adaptive delay would not wait */
     int taken_at = -1;
     for (int i = 0; i < 40 && taken_at < 0; i++) {
         t += 10 * MS;

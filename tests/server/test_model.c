@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 static void quiet(void)
@@ -524,7 +525,7 @@ Test(model, stats_after_n_requests)
 }
 
 /* Direct dispatch (model_submit runs a request that would be a batch of its own at once on the
- * submitting thread): once a batch has been timed, a request on a model without dynamic
+ * submitting thread): once a batch has been timed, a sparse request on a model without dynamic
  * batching is answered before model_submit returns, with the same answer and statistics. */
 Test(model, direct_dispatch_answers_within_submit)
 {
@@ -543,6 +544,7 @@ Test(model, direct_dispatch_answers_within_submit)
     free_job(t);
     for (int i = 0; i < 3; i++) {
         t = make_job(m, &c, NULL, 0, "direct");
+        usleep(2000); /* sparse arrivals (BATCHER_DIRECT_MIN_GAP_NS) */
         submit_ok(m, t);
         cr_assert(flag_now(&t->done), "request %d was not answered within model_submit", i);
         cr_assert_eq(t->st, HLT_OK, "%s", t->message);
