@@ -22,6 +22,10 @@
  *    per kernel; transfers (upload + download events) are taken out too and reported apart,
  *    and the overhead is computed within that pass (its execute wall, reported too), so it is
  *    host-side enqueue, launch and sync;
+ *    The reference for that host cost, in the same run: the driver's floor, the same command
+ *    sequence (same write/read sizes, same NDRanges) with an empty kernel issued by a bare
+ *    loop on a queue without profiling; "beyond floor" = (execute - floor - kernels) /
+ *    execute is what the engine adds on top of what any host code pays this driver;
  *  - other backends: execute wall minus the upload + compute + download spans they report.
  * Writes one CSV row per (model, batch, device) and a markdown table. Single-threaded BLAS, as
  * in the server (one BLAS thread per instance worker); PoCL uses every core. */
@@ -322,6 +326,7 @@ typedef struct result {
     double kernel_ns;    /* -1 when unknown */
     double prof_exec_ns; /* execute wall in the kernel-profiling pass (opencl) */
     double prof_xfer_ns; /* upload + download in that pass */
+    double floor_ns;     /* opencl: the same commands with empty kernels, bare loop; -1 */
     double pipe_ns;      /* wall per batch with o->instances instances running at once; 0 = not
                             measured */
 } result_t;
@@ -503,6 +508,87 @@ static hlt_status measure_pipelined(const backend_i *b, int device, const backen
     return st;
 }
 
+#ifdef HLT_HAVE_OPENCL
+/* ---- OpenCL: the driver's own floor for the command sequence of one execute ----
+ *
+ * The reference for the OpenCL overhead: the same commands an execute enqueues (one write per
+ * input of the same size, one NDRange per launch with the same dimensions, global and local
+ * sizes, one read per output), issued by a bare loop on a fresh in-order queue without
+ * profiling, with an empty kernel, then clFinish. What is left of an execute beyond this floor
+ * and the kernels' own time is the engine's cost. */
+typedef struct floor_ctx {
+    cl_command_queue q;
+    cl_kernel nop;
+    const backend_instance_t *inst;
+    size_t in_bytes[MAX_IO], out_bytes[MAX_IO];
+    size_t n_in, n_out;
+    void *const *in;
+    void *const *out;
+    cl_int rc;
+} floor_ctx_t;
+
+static void floor_once(void *arg)
+{
+    floor_ctx_t *f = arg;
+    const backend_instance_t *inst = f->inst;
+    cl_int rc = CL_SUCCESS;
+    for (size_t i = 0; i < f->n_in && rc == CL_SUCCESS; i++)
+        rc = clEnqueueWriteBuffer(f->q, inst->arena, CL_FALSE, 0, f->in_bytes[i], f->in[i], 0,
+                                  NULL, NULL);
+    for (int32_t i = 0; i < inst->n_launches && rc == CL_SUCCESS; i++) {
+        const ocl_launch_t *l = &inst->launches[i];
+        if (!l->skip)
+            rc = clEnqueueNDRangeKernel(f->q, f->nop, l->dims, NULL, l->gws, l->lws, 0, NULL,
+                                        NULL);
+    }
+    for (size_t i = 0; i < f->n_out && rc == CL_SUCCESS; i++)
+        rc = clEnqueueReadBuffer(f->q, inst->arena, CL_FALSE, 0, f->out_bytes[i], f->out[i], 0,
+                                 NULL, NULL);
+    const cl_int frc = clFinish(f->q);
+    if (f->rc == CL_SUCCESS)
+        f->rc = rc != CL_SUCCESS ? rc : frc;
+}
+
+/* Median floor time (ns) over o->reps samples, or -1 when it cannot be measured. */
+static double opencl_floor(const backend_instance_t *inst, const engine_shape_t *in,
+                           const engine_shape_t *oshape, void *const *inputs, void *const *outputs,
+                           const opts_t *o)
+{
+    static const char src[] = "__kernel void hlt_nop(void) {}\n";
+    const char *srcs[] = {src};
+    cl_int rc;
+    floor_ctx_t f = {.inst = inst, .in = inputs, .out = outputs};
+    const engine_graph_t *g = inst->g;
+    f.n_in = engine_graph_num_inputs(g);
+    f.n_out = engine_graph_num_outputs(g);
+    for (size_t i = 0; i < f.n_in; i++)
+        f.in_bytes[i] = bytes_of(&in[i], engine_graph_input(g, i)->dtype);
+    for (size_t i = 0; i < f.n_out; i++)
+        f.out_bytes[i] = bytes_of(&oshape[i], engine_graph_output(g, i)->dtype);
+    cl_program prog = clCreateProgramWithSource(inst->ctx, 1, srcs, NULL, &rc);
+    if (rc != CL_SUCCESS)
+        return -1;
+    double v[16], res = -1;
+    if (clBuildProgram(prog, 1, &inst->d->id, "", NULL, NULL) != CL_SUCCESS ||
+        !(f.nop = clCreateKernel(prog, "hlt_nop", &rc)) ||
+        !(f.q = clCreateCommandQueue(inst->ctx, inst->d->id, 0, &rc)))
+        goto out;
+    for (int w = 0; w < 3; w++) /* PoCL compiles a work-group function per local size */
+        floor_once(&f);
+    for (int r = 0; r < o->reps; r++)
+        v[r] = sample(floor_once, &f, o->min_ms);
+    if (f.rc == CL_SUCCESS)
+        res = median(v, o->reps);
+out:
+    if (f.q)
+        clReleaseCommandQueue(f.q);
+    if (f.nop)
+        clReleaseKernel(f.nop);
+    clReleaseProgram(prog);
+    return res;
+}
+#endif
+
 static hlt_status measure(const backend_i *b, int device, const engine_graph_t *g,
                           const engine_shape_t *in, const opts_t *o, result_t *res, char *err,
                           size_t errlen)
@@ -544,9 +630,10 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
     res->upload_ns = median(up, o->reps);
     res->compute_ns = median(co, o->reps);
     res->download_ns = median(dn, o->reps);
-    res->kernel_ns = res->prof_exec_ns = res->prof_xfer_ns = -1;
+    res->kernel_ns = res->prof_exec_ns = res->prof_xfer_ns = res->floor_ns = -1;
 #ifdef HLT_HAVE_OPENCL
     if (!strcmp(b->name, "opencl")) {
+        res->floor_ns = opencl_floor(inst, in, oshape, inputs, outputs, o);
         /* the split and the kernel times need a profiling queue, which the server's instances
          * do not have (it slows PoCL): a second instance with one, used from here on */
         io_free(b, inst, o->pinned, inputs, outputs);
@@ -647,7 +734,8 @@ int main(int argc, char **argv)
     }
     fprintf(csv, "model,batch,backend,device,exec_us,rows_per_s,upload_us,compute_us,download_us,"
                  "kernel_us,overhead_pct,transfer_pct,gemm_gflops_ours,gemm_gflops_openblas,"
-                 "instances,pipelined_us_per_batch,pipelined_overhead_pct,profiled_exec_us\n");
+                 "instances,pipelined_us_per_batch,pipelined_overhead_pct,profiled_exec_us,floor_us,"
+                 "beyond_floor_pct\n");
     /* every device of every backend but xrt (bitstreams only); the CPU first, the reference */
     const backend_i *bes[16];
     int devno[16];
@@ -675,9 +763,9 @@ int main(int argc, char **argv)
     static const char *const models[] = {"facile", "jet_tagger"};
     if (md)
         fprintf(md, "| model | batch | backend | execute µs | rows/s | vs cpu | upload µs | "
-                    "compute µs | download µs | kernels µs | overhead | transfers | "
-                    "CPU GEMM GFLOP/s (ours / OpenBLAS) |%s\n|---|---|---|---|---|---|---|---|---|"
-                    "---|---|---|---|%s\n",
+                    "compute µs | download µs | kernels µs | overhead | transfers | driver floor "
+                    "µs | beyond floor | CPU GEMM GFLOP/s (ours / OpenBLAS) |%s\n|---|---|---|---|"
+                    "---|---|---|---|---|---|---|---|---|---|---|%s\n",
                 o.instances > 1 ? " µs per batch, instances at once | overhead then |" : "",
                 o.instances > 1 ? "---|---|" : "");
     for (size_t mi = 0; mi < 2; mi++) {
@@ -723,6 +811,11 @@ int main(int argc, char **argv)
                 } else {
                     over = (r.exec_ns - r.upload_ns - r.compute_ns - r.download_ns) / r.exec_ns;
                 }
+                /* the engine's share once the driver's own floor for the same commands is
+                 * taken out too (floor measured like execute, kernels from the profiled pass) */
+                const double beyond = r.floor_ns > 0 && kern >= 0
+                                          ? (r.exec_ns - r.floor_ns - kern) / r.exec_ns
+                                          : 0.0 / 0.0;
                 const double rows = (double)batch * 1e9 / r.exec_ns;
                 const double g_ours =
                     is_cpu && ck.gemm_ns_ours > 0 ? ck.gemm_flops / ck.gemm_ns_ours : 0;
@@ -737,12 +830,13 @@ int main(int argc, char **argv)
                                                               : 0.0 / 0.0;
                 fprintf(csv,
                         "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
-                        "%d,%.2f,%.2f,%.2f\n",
+                        "%d,%.2f,%.2f,%.2f,%.2f,%.2f\n",
                         models[mi], (long long)batch, label, dev[k], r.exec_ns / 1e3, rows,
                         r.upload_ns / 1e3, r.compute_ns / 1e3, r.download_ns / 1e3,
                         kern >= 0 ? kern / 1e3 : -1, 100 * over, 100 * xfer, g_ours, g_blas,
                         o.instances, r.pipe_ns / 1e3, 100 * pover,
-                        r.prof_exec_ns > 0 ? r.prof_exec_ns / 1e3 : -1);
+                        r.prof_exec_ns > 0 ? r.prof_exec_ns / 1e3 : -1,
+                        r.floor_ns > 0 ? r.floor_ns / 1e3 : -1, 100 * beyond);
                 fflush(csv);
                 if (md) {
                     char gemm[64] = "", ratio[32] = "";
@@ -761,9 +855,12 @@ int main(int argc, char **argv)
                     else
                         fprintf(md, "– | %.1f%% (spans) | ", 100 * over);
                     if (is_cpu)
-                        fprintf(md, "– | %s |", gemm);
+                        fprintf(md, "– | – | – | %s |", gemm);
+                    else if (r.floor_ns > 0 && kern >= 0)
+                        fprintf(md, "%.1f%% | %.1f | %.1f%% | |", 100 * xfer, r.floor_ns / 1e3,
+                                100 * beyond);
                     else
-                        fprintf(md, "%.1f%% | |", 100 * xfer);
+                        fprintf(md, "%.1f%% | – | – | |", 100 * xfer);
                     if (o.instances > 1 && r.pipe_ns > 0 && !is_cpu)
                         fprintf(md, " %.1f | %.1f%% |\n", r.pipe_ns / 1e3, 100 * pover);
                     else if (o.instances > 1 && r.pipe_ns > 0)
@@ -775,9 +872,10 @@ int main(int argc, char **argv)
                 }
                 fprintf(stderr,
                         "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%"
-                        "  | x%d: %.1f us/batch overhead %5.1f%%\n",
+                        "  | x%d: %.1f us/batch overhead %5.1f%% | floor %.1f us, beyond %.1f%%\n",
                         models[mi], (long long)batch, label, r.exec_ns / 1e3, rows, 100 * over,
-                        o.instances, r.pipe_ns / 1e3, 100 * pover);
+                        o.instances, r.pipe_ns / 1e3, 100 * pover, r.floor_ns / 1e3,
+                        100 * beyond);
             }
         }
         engine_graph_destroy(g);

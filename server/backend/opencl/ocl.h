@@ -31,6 +31,7 @@
 
 #define OCL_MAX_DEVICES 16
 #define OCL_ALIGN 64 /* bytes between planned tensors: a multiple of every element size */
+#define OCL_MLP_MAX 128 /* widest layer of a fused chain (mlp.cl's HLT_MLP_MAX) */
 
 typedef struct ocl_device {
     cl_platform_id platform;
@@ -103,6 +104,15 @@ typedef struct ocl_node {
     int32_t fused_into; /* absorbing GEMM node, or -1 */
     int32_t fuse_out;   /* tensor the node's kernel writes (its own output unless fused) */
     int32_t fuse_add, fuse_bn, fuse_act; /* absorbed nodes of a GEMM, or -1 */
+    /* Chain fusion (ocl_ops_fuse_mlp): a run of such GEMMs, each consuming only the previous
+     * one's fused output, every width <= OCL_MLP_MAX, optionally ending in a Softmax over the
+     * last axis (whose input may also be a graph output), runs as one mlp.cl launch owned by its first GEMM (mlp_layers > 0, fuse_out
+     * = the chain's output); the later GEMMs and the Softmax have fused_into = the first. */
+    int32_t mlp_layers;  /* GEMMs in the chain this node heads, 0 if none */
+    int32_t mlp_next;    /* next GEMM of the chain, or -1 */
+    int32_t mlp_softmax; /* Softmax ending the chain (on its head), or -1 */
+    int32_t mlp_logits;  /* the Softmax's input when it is also a graph output (written too), or
+                            -1 */
 } ocl_node_t;
 
 struct backend_instance {
@@ -155,7 +165,8 @@ hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in, 
                             char *err, size_t errlen);
 
 /* ocl_ops.c */
-/* Decides epilogue fusion for every node (see ocl_node_t); HLT_OPENCL_FUSE=0 disables it. */
+/* Decides epilogue and then chain fusion for every node (see ocl_node_t); HLT_OPENCL_FUSE=0
+ * disables both, HLT_OPENCL_MLP=0 only the chains (tests and benchmarks compare). */
 void ocl_ops_fuse(backend_instance_t *inst);
 /* Number of launches node n needs and, when names is not NULL, their kernel names. */
 int32_t ocl_ops_count(const backend_instance_t *inst, const graph_node_t *n, const char **names);

@@ -243,8 +243,9 @@ hlt_status ocl_shared_acquire(int dev, cl_context *ctx, cl_program *prog, char *
             st = HLT_UNAVAILABLE;
             goto out;
         }
-        char opts[64];
-        snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DHLT_TS=%zu", ocl_tile(d));
+        char opts[96];
+        snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DHLT_TS=%zu -DHLT_MLP_MAX=%d", ocl_tile(d),
+                 OCL_MLP_MAX);
         st = ocl_program_build(s->ctx, d->id, ocl_kernel_source, ocl_kernel_source_len, opts,
                                &s->prog, err, errlen);
         if (st != HLT_OK) {

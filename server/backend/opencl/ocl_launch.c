@@ -369,6 +369,39 @@ static void setup_transpose(const backend_instance_t *inst, const graph_node_t *
     range(inst, l, total, 1, 1);
 }
 
+/* A fused chain (mlp.cl): X [M, K0] -> the chain's output [M, N]. CPU-like devices carry 8
+ * rows per work-item in groups of OCL_MLP_WG_CPU (a fixed local size, as range() keeps for
+ * PoCL, small so that a 256-row batch still spreads over the cores); GPUs one row per
+ * work-item in groups of up to 64. */
+#define OCL_MLP_WG_CPU 4
+static hlt_status setup_mlp(const backend_instance_t *inst, const graph_node_t *n,
+                            const ocl_node_t *on, ocl_launch_t *l, args_t *a, char *err,
+                            size_t errlen)
+{
+    const engine_shape_t *xs = &inst->shapes[n->in[0]];
+    if (xs->rank != 2) {
+        snprintf(err, errlen, "model '%s': node '%s': fused layers need a 2-D input, got rank %d",
+                 inst->model, n->name, (int)xs->rank);
+        return HLT_INTERNAL;
+    }
+    const int64_t m = xs->dims[0];
+    arg_t(a, inst, n->in[0]);
+    arg_t(a, inst, on->fuse_out);
+    arg_i(a, m);
+    arg_mem(a, inst->consts, on->derived); /* weights and epilogues */
+    arg_mem(a, inst->consts, on->derived); /* the descriptor, read as ints */
+    arg_t(a, inst, on->mlp_logits >= 0 ? on->mlp_logits : on->fuse_out);
+    arg_i(a, on->mlp_logits >= 0);
+    const size_t lanes = inst->tiled ? 1 : 8;
+    const size_t lws = inst->tiled ? (inst->wg < 64 ? inst->wg : 64) : OCL_MLP_WG_CPU;
+    l->dims = 1;
+    l->skip = m <= 0;
+    l->lws[0] = lws;
+    l->gws[0] = round_to((size_t)ceil_div(m, (int64_t)lanes), lws);
+    l->lws[1] = l->lws[2] = l->gws[1] = l->gws[2] = 1;
+    return HLT_OK;
+}
+
 hlt_status ocl_launch_setup(backend_instance_t *inst, int32_t i, char *err, size_t errlen)
 {
     const graph_node_t *n = &inst->g->nodes[i];
@@ -379,6 +412,11 @@ hlt_status ocl_launch_setup(backend_instance_t *inst, int32_t i, char *err, size
     hlt_status st;
     if (on->fused_into >= 0)
         return HLT_OK;
+    if (on->mlp_layers) {
+        if ((st = setup_mlp(inst, n, on, l, &a, err, errlen)) != HLT_OK)
+            return st;
+        return done(inst, n, &a, err, errlen);
+    }
     switch (n->op) {
     case OP_GEMM:
         setup_gemm(inst, n, l, &a);

@@ -187,6 +187,8 @@ static void plan_lifetimes(backend_instance_t *inst)
             inst->root[y] = inst->root[n->in[0]];
         else if (inst->nodes[i].fused_into < 0) /* absorbed nodes' outputs take no storage */
             inst->start[inst->nodes[i].fuse_out] = inst->end[inst->nodes[i].fuse_out] = i + 1;
+        if (inst->nodes[i].mlp_logits >= 0) /* a chain's second output */
+            inst->start[inst->nodes[i].mlp_logits] = inst->end[inst->nodes[i].mlp_logits] = i + 1;
         for (int32_t j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && inst->end[inst->root[n->in[j]]] < i + 1)
                 inst->end[inst->root[n->in[j]]] = i + 1;

@@ -409,10 +409,15 @@ Test(opencl, example_models_fuse_their_epilogues)
 {
     devices_or_skip();
     engine_graph_t *f = facile(), *j = bu_load("models/jet_tagger/1/model.onnx");
-    /* facile: Gemm -> [BN] -> Relu (x2) -> Gemm: one launch per Gemm */
+    /* both are chains of small dense layers: one mlp.cl launch each */
+    cr_assert_eq(launches(f), 1);
+    cr_assert_eq(launches(j), 1);
+    /* epilogues only: facile Gemm -> [BN] -> Relu (x2) -> Gemm: one launch per Gemm;
+     * jet_tagger MatMul -> Add -> Relu (x3) -> MatMul -> Add [logits] -> Softmax */
+    setenv("HLT_OPENCL_MLP", "0", 1);
     cr_assert_eq(launches(f), 3);
-    /* jet_tagger: MatMul -> Add -> Relu (x3) -> MatMul -> Add [logits] -> Softmax */
     cr_assert_eq(launches(j), 5);
+    unsetenv("HLT_OPENCL_MLP");
     /* unfused: one launch per node (the engine may already fold BN into the Gemm weights) */
     setenv("HLT_OPENCL_FUSE", "0", 1);
     cr_assert_eq(launches(f), f->n_nodes);
@@ -498,4 +503,142 @@ Test(opencl, fused_chains_match_the_cpu)
         bu_check(what, g, 4, (const engine_shape_t(*)[BU_MAX_IO])sets, -2, 2);
     }
     engine_graph_destroy(g);
+}
+
+/* ---- chain fusion (mlp.cl) ---- */
+
+static void add_rand(mb_t *m, const char *name, int64_t d0, int64_t d1, uint64_t seed, float lo,
+                     float hi)
+{
+    const int64_t d[2] = {d0, d1};
+    add_f32(m, name, d1 > 0 ? 2 : 1, d, seed, lo, hi);
+}
+
+/* Chains that fuse whole (one ending in logits that are a graph output and their Softmax),
+ * chains that split (a layer wider than OCL_MLP_MAX, an intermediate that is also a graph
+ * output, a 3-D MatMul input, a Softmax over the batch axis), every activation and epilogue
+ * form, compared with the CPU at batch 1, odd and large batches, in
+ * both kernel styles and with chain fusion off. */
+Test(opencl, fused_mlp_chains_match_the_cpu)
+{
+    devices_or_skip();
+    mb_t *m = mb_new(15);
+    const int64_t xd[2] = {-1, 15}, x3[3] = {-1, 7, 15};
+    mb_input(m, "X", TU_FLOAT, 2, xd);
+    mb_input(m, "X3", TU_FLOAT, 3, x3);
+    /* A: Gemm(transB, C [33], alpha, beta) -> BN -> Relu -> Gemm(C scalar) -> LeakyRelu ->
+     * MatMul -> Add -> Sigmoid -> Gemm(transB, no C) -> Tanh -> Softmax: one launch */
+    add_rand(m, "W1t", 33, 15, 11, -0.5f, 0.5f);
+    add_rand(m, "c1", 33, 0, 12, -1, 1);
+    add_rand(m, "bs", 33, 0, 13, 0.5f, 2);
+    add_rand(m, "bb", 33, 0, 14, -1, 1);
+    add_rand(m, "bm", 33, 0, 15, -1, 1);
+    add_rand(m, "bv", 33, 0, 16, 0.5f, 2);
+    add_rand(m, "W2", 33, 128, 17, -0.3f, 0.3f);
+    add_rand(m, "c2", 1, 0, 18, -1, 1);
+    add_rand(m, "W3", 128, 7, 19, -0.2f, 0.2f);
+    add_rand(m, "b3", 7, 0, 20, -1, 1);
+    add_rand(m, "W4t", 5, 7, 21, -1, 1);
+    Onnx__NodeProto *g1 = mb_node(m, "Gemm", "g1", "X,W1t,c1", "g1");
+    mb_attr_int(g1, "transB", 1);
+    mb_attr_float(g1, "alpha", 0.5f);
+    mb_attr_float(g1, "beta", 2.0f);
+    mb_node(m, "BatchNormalization", "bn1", "g1,bs,bb,bm,bv", "n1");
+    mb_node(m, "Relu", "r1", "n1", "a1");
+    mb_node(m, "Gemm", "g2", "a1,W2,c2", "g2");
+    mb_attr_float(mb_node(m, "LeakyRelu", "l2", "g2", "a2"), "alpha", 0.1f);
+    mb_node(m, "MatMul", "m3", "a2,W3", "m3");
+    mb_node(m, "Add", "ad3", "m3,b3", "s3");
+    mb_node(m, "Sigmoid", "sg3", "s3", "a3");
+    mb_attr_int(mb_node(m, "Gemm", "g4", "a3,W4t", "g4"), "transB", 1);
+    mb_node(m, "Tanh", "t4", "g4", "a4");
+    mb_attr_int(mb_node(m, "Softmax", "sm", "a4", "yA"), "axis", -1);
+    /* B: 15 -> 130 (too wide) -> 9 -> 3 -> 2: the 130-wide layers run alone, 9 -> 3 -> 2 is a
+     * chain: three launches */
+    add_rand(m, "W5", 15, 130, 22, -0.5f, 0.5f);
+    add_rand(m, "W6", 130, 9, 23, -0.2f, 0.2f);
+    add_rand(m, "W7", 9, 3, 24, -1, 1);
+    add_rand(m, "W8", 3, 2, 25, -1, 1);
+    mb_node(m, "Gemm", "g5", "X,W5", "g5");
+    mb_node(m, "Relu", "r5", "g5", "b1");
+    mb_node(m, "Gemm", "g6", "b1,W6", "g6");
+    mb_node(m, "Relu", "r6", "g6", "b2");
+    mb_node(m, "Gemm", "g7", "b2,W7", "g7");
+    mb_node(m, "Relu", "r7", "g7", "bo3");
+    mb_node(m, "Gemm", "g8", "bo3,W8", "yB");
+    /* C: the first layer's output is also a graph output: no chain, two launches */
+    add_rand(m, "W9", 15, 6, 26, -1, 1);
+    add_rand(m, "W10", 6, 4, 27, -1, 1);
+    mb_node(m, "Gemm", "g9", "X,W9", "g9");
+    mb_node(m, "Relu", "r9", "g9", "c1o");
+    mb_node(m, "Gemm", "g10", "c1o,W10", "yC");
+    /* D: MatMul of a 3-D input: batch dimensions fold into rows, not a chain: two launches */
+    add_rand(m, "W11", 15, 8, 28, -1, 1);
+    add_rand(m, "W12", 8, 4, 29, -1, 1);
+    mb_node(m, "MatMul", "m11", "X3,W11", "m11");
+    mb_node(m, "Relu", "r11", "m11", "d1");
+    mb_node(m, "MatMul", "m12", "d1,W12", "yD");
+    /* E: Softmax over the batch axis stays apart: chain + softmax, two launches */
+    add_rand(m, "W13", 15, 4, 30, -1, 1);
+    add_rand(m, "W14", 4, 3, 31, -1, 1);
+    mb_node(m, "Gemm", "g13", "X,W13", "g13");
+    mb_node(m, "Relu", "r13", "g13", "e1");
+    mb_node(m, "Gemm", "g14", "e1,W14", "g14");
+    mb_attr_int(mb_node(m, "Softmax", "sm14", "g14", "yE"), "axis", 0);
+    /* F: logits that are a graph output, then their Softmax: one launch writing both */
+    add_rand(m, "W15", 15, 6, 32, -1, 1);
+    add_rand(m, "W16", 6, 4, 33, -1, 1);
+    mb_node(m, "Gemm", "g15", "X,W15", "g15");
+    mb_node(m, "Relu", "r15", "g15", "f1");
+    mb_node(m, "Gemm", "g16", "f1,W16", "yF");
+    mb_attr_int(mb_node(m, "Softmax", "sm16", "yF", "yFp"), "axis", 1);
+    const char *outs[] = {"yA", "yB", "c1o", "yC", "yD", "yE", "yFp", "yF"};
+    for (int i = 0; i < 8; i++)
+        mb_output(m, outs[i], TU_FLOAT, -1, NULL);
+    engine_graph_t *g = NULL;
+    char err[512];
+    cr_assert_eq(mb_load(m, &g, err, sizeof err), HLT_OK, "%s", err);
+    mb_free(m);
+    const int chained = launches(g);
+    cr_assert_eq(chained, 1 + 3 + 2 + 2 + 2 + 1, "launches with chain fusion: %d", chained);
+    setenv("HLT_OPENCL_MLP", "0", 1);
+    const int unchained = launches(g);
+    cr_assert_eq(unchained, 5 + 4 + 2 + 2 + 3 + 3, "launches without chain fusion: %d",
+                 unchained);
+    unsetenv("HLT_OPENCL_MLP");
+    engine_shape_t sets[5][BU_MAX_IO];
+    const int64_t rows[] = {1, 7, 9, 257, 4096};
+    for (int r = 0; r < 5; r++) {
+        sets[r][0] = (engine_shape_t){2, {rows[r], 15}};
+        sets[r][1] = (engine_shape_t){3, {rows[r], 7, 15}};
+    }
+    static const char *const modes[][2] = {{"1", "cpu"}, {"1", "gpu"}, {"0", "cpu"}};
+    for (int i = 0; i < 3; i++) {
+        setenv("HLT_OPENCL_MLP", modes[i][0], 1);
+        setenv("HLT_OPENCL_KERNELS", modes[i][1], 1);
+        char what[64];
+        snprintf(what, sizeof what, "mlp=%s kernels=%s", modes[i][0], modes[i][1]);
+        bu_check(what, g, 5, (const engine_shape_t(*)[BU_MAX_IO])sets, -2, 2);
+    }
+    engine_graph_destroy(g);
+}
+
+/* The example models as one chain launch each, in both kernel styles, against the CPU engine
+ * at batch 1, a few rows and the largest batch (facile's 16000-row event). */
+Test(opencl, example_models_run_as_one_chain)
+{
+    devices_or_skip();
+    engine_graph_t *f = facile(), *j = bu_load("models/jet_tagger/1/model.onnx");
+    engine_shape_t fs[3][BU_MAX_IO] = {{{2, {1, 15}}}, {{2, {7, 15}}}, {{2, {16000, 15}}}};
+    engine_shape_t js[3][BU_MAX_IO] = {{{2, {1, 64}}}, {{2, {3, 64}}}, {{2, {1024, 64}}}};
+    static const char *const kinds[] = {"cpu", "gpu"};
+    for (int i = 0; i < 2; i++) {
+        setenv("HLT_OPENCL_KERNELS", kinds[i], 1);
+        cr_assert_eq(launches(f), 1);
+        cr_assert_eq(launches(j), 1);
+        bu_check(kinds[i], f, 3, (const engine_shape_t(*)[BU_MAX_IO])fs, -3, 3);
+        bu_check(kinds[i], j, 3, (const engine_shape_t(*)[BU_MAX_IO])js, -3, 3);
+    }
+    engine_graph_destroy(f);
+    engine_graph_destroy(j);
 }
