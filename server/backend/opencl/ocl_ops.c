@@ -315,7 +315,7 @@ bool ocl_ops_reads_const(const backend_instance_t *inst, const graph_node_t *n, 
     if (op_def(n->op)->view || inst->nodes[n - inst->g->nodes].fused_into >= 0)
         return false;
     if (inst->nodes[n - inst->g->nodes].mlp_layers)
-        return false; /* weights and epilogues are in the chain's descriptor (ocl_ops_derived) */
+        return j == 0; /* weights and epilogues are in the chain's descriptor (ocl_ops_derived) */
     if (n->op == OP_GEMM &&
         ((j == 1 && ocl_gemm_b_folded(inst, n)) || (j == 2 && !ocl_gemm_has_c(n))))
         return false;
