@@ -480,8 +480,7 @@ static hlt_status measure_pipelined(const backend_i *b, int device, const backen
         }
         atomic_store(&go, 1);
         const int64_t t0 = hlt_now_ns();
-        struct timespec ts = {(time_t)(o->min_ms / 1e3),
-                              (long)(fmod(o->min_ms, 1e3) * 1e6)};
+        struct timespec ts = {(time_t)(o->min_ms / 1e3), (long)(fmod(o->min_ms, 1e3) * 1e6)};
         nanosleep(&ts, NULL);
         double total = 0;
         for (int i = 0; i < n; i++)
@@ -534,13 +533,12 @@ static void floor_once(void *arg)
     const backend_instance_t *inst = f->inst;
     cl_int rc = CL_SUCCESS;
     for (size_t i = 0; i < f->n_in && rc == CL_SUCCESS; i++)
-        rc = clEnqueueWriteBuffer(f->q, inst->arena, CL_FALSE, 0, f->in_bytes[i], f->in[i], 0,
-                                  NULL, NULL);
+        rc = clEnqueueWriteBuffer(f->q, inst->arena, CL_FALSE, 0, f->in_bytes[i], f->in[i], 0, NULL,
+                                  NULL);
     for (int32_t i = 0; i < inst->n_launches && rc == CL_SUCCESS; i++) {
         const ocl_launch_t *l = &inst->launches[i];
         if (!l->skip)
-            rc = clEnqueueNDRangeKernel(f->q, f->nop, l->dims, NULL, l->gws, l->lws, 0, NULL,
-                                        NULL);
+            rc = clEnqueueNDRangeKernel(f->q, f->nop, l->dims, NULL, l->gws, l->lws, 0, NULL, NULL);
     }
     for (size_t i = 0; i < f->n_out && rc == CL_SUCCESS; i++)
         rc = clEnqueueReadBuffer(f->q, inst->arena, CL_FALSE, 0, f->out_bytes[i], f->out[i], 0,
@@ -733,10 +731,11 @@ int main(int argc, char **argv)
         perror("output");
         return 1;
     }
-    fprintf(csv, "model,batch,backend,device,exec_us,rows_per_s,upload_us,compute_us,download_us,"
-                 "kernel_us,overhead_pct,transfer_pct,gemm_gflops_ours,gemm_gflops_openblas,"
-                 "instances,pipelined_us_per_batch,pipelined_overhead_pct,profiled_exec_us,floor_us,"
-                 "floor_pct\n");
+    fprintf(csv,
+            "model,batch,backend,device,exec_us,rows_per_s,upload_us,compute_us,download_us,"
+            "kernel_us,overhead_pct,transfer_pct,gemm_gflops_ours,gemm_gflops_openblas,"
+            "instances,pipelined_us_per_batch,pipelined_overhead_pct,profiled_exec_us,floor_us,"
+            "floor_pct\n");
     /* every device of every backend but xrt (bitstreams only); the CPU first, the reference */
     const backend_i *bes[16];
     int devno[16];
@@ -763,10 +762,11 @@ int main(int argc, char **argv)
     }
     static const char *const models[] = {"facile", "jet_tagger"};
     if (md)
-        fprintf(md, "| model | batch | backend | execute µs | rows/s | vs cpu | upload µs | "
-                    "compute µs | download µs | kernels µs | overhead | transfers | driver floor "
-                    "µs | floor share | CPU GEMM GFLOP/s (ours / OpenBLAS) |%s\n|---|---|---|---|"
-                    "---|---|---|---|---|---|---|---|---|---|---|%s\n",
+        fprintf(md,
+                "| model | batch | backend | execute µs | rows/s | vs cpu | upload µs | "
+                "compute µs | download µs | kernels µs | overhead | transfers | driver floor "
+                "µs | floor share | CPU GEMM GFLOP/s (ours / OpenBLAS) |%s\n|---|---|---|---|"
+                "---|---|---|---|---|---|---|---|---|---|---|%s\n",
                 o.instances > 1 ? " µs per batch, instances at once | overhead then |" : "",
                 o.instances > 1 ? "---|---|" : "");
     for (size_t mi = 0; mi < 2; mi++) {
@@ -823,10 +823,9 @@ int main(int argc, char **argv)
                 /* pipelined: the same split against the wall per batch with several
                  * instances at once (kernels and transfers of the synchronous pass) */
                 const double kx = kern >= 0 && !is_cpu ? kern + r.prof_xfer_ns
-                                                       : r.upload_ns + r.compute_ns +
-                                                             r.download_ns;
-                const double pover = r.pipe_ns > 0 && !is_cpu ? (r.pipe_ns - kx) / r.pipe_ns
-                                                              : 0.0 / 0.0;
+                                                       : r.upload_ns + r.compute_ns + r.download_ns;
+                const double pover =
+                    r.pipe_ns > 0 && !is_cpu ? (r.pipe_ns - kx) / r.pipe_ns : 0.0 / 0.0;
                 fprintf(csv,
                         "%s,%lld,%s,\"%s\",%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,"
                         "%d,%.2f,%.2f,%.2f,%.2f,%.2f\n",
@@ -873,8 +872,7 @@ int main(int argc, char **argv)
                         "%-10s batch %5lld %-9s %9.1f us  %10.3g rows/s  overhead %5.1f%%"
                         "  | x%d: %.1f us/batch overhead %5.1f%% | floor %.1f us = %.1f%%\n",
                         models[mi], (long long)batch, label, r.exec_ns / 1e3, rows, 100 * over,
-                        o.instances, r.pipe_ns / 1e3, 100 * pover, r.floor_ns / 1e3,
-                        100 * fshare);
+                        o.instances, r.pipe_ns / 1e3, 100 * pover, r.floor_ns / 1e3, 100 * fshare);
             }
         }
         engine_graph_destroy(g);

@@ -22,6 +22,7 @@
 #include <CL/cl.h>
 
 #include "backend/backend.h"
+#include "engine/fuse.h"
 #include "engine/graph.h"
 #include "engine/plan.h"
 
@@ -31,7 +32,7 @@
 
 #define OCL_MAX_DEVICES 16
 #define OCL_ALIGN 64 /* bytes between planned tensors: a multiple of every element size */
-#define OCL_MLP_MAX 128 /* widest layer of a fused chain (mlp.cl's HLT_MLP_MAX) */
+#define OCL_MLP_MAX ENGINE_CHAIN_MAX_WIDTH /* widest chain layer (mlp.cl's HLT_MLP_MAX) */
 
 typedef struct ocl_device {
     cl_platform_id platform;
@@ -93,26 +94,11 @@ typedef engine_plan_item_t ocl_plan_item_t; /* placed by engine_plan_place (engi
 /* Per-node facts fixed at create. */
 typedef struct ocl_node {
     int32_t first, count; /* launches [first, first + count) */
-    size_t derived;       /* byte offset in consts of a folded constant (transposed Gemm B,
-                             BatchNormalization's a|b), or SIZE_MAX */
+    size_t derived;       /* byte offset in consts of a folded constant (transposed Gemm B and
+                             its epilogue, BatchNormalization's a|b, a chain's blob), or
+                             SIZE_MAX */
     bool needs_ws;        /* device scratch planned in the arena (BatchNormalization
                              coefficients computed at run time) */
-    /* Epilogue fusion (ocl_ops_fuse): a Gemm/MatMul with constant weights absorbs the chain
-     * of single-consumer nodes after it: Add of a constant bias [N], BatchNormalization with
-     * constant parameters (Gemm only), then one activation. The absorbed nodes launch nothing
-     * and their intermediate tensors get no storage; the GEMM writes fuse_out. */
-    int32_t fused_into; /* absorbing GEMM node, or -1 */
-    int32_t fuse_out;   /* tensor the node's kernel writes (its own output unless fused) */
-    int32_t fuse_add, fuse_bn, fuse_act; /* absorbed nodes of a GEMM, or -1 */
-    /* Chain fusion (ocl_ops_fuse_mlp): a run of such GEMMs, each consuming only the previous
-     * one's fused output, every width <= OCL_MLP_MAX, optionally ending in a Softmax over the
-     * last axis (whose input may also be a graph output), runs as one mlp.cl launch owned by its first GEMM (mlp_layers > 0, fuse_out
-     * = the chain's output); the later GEMMs and the Softmax have fused_into = the first. */
-    int32_t mlp_layers;  /* GEMMs in the chain this node heads, 0 if none */
-    int32_t mlp_next;    /* next GEMM of the chain, or -1 */
-    int32_t mlp_softmax; /* Softmax ending the chain (on its head), or -1 */
-    int32_t mlp_logits;  /* the Softmax's input when it is also a graph output (written too), or
-                            -1 */
 } ocl_node_t;
 
 struct backend_instance {
@@ -132,6 +118,7 @@ struct backend_instance {
     size_t arena_cap;
     int32_t nt, nn;
     ocl_node_t *nodes;      /* nn */
+    engine_fuse_t *fuse;    /* nn: what runs inside which kernel (engine/fuse.h; ocl_ops_fuse) */
     ocl_launch_t *launches; /* n_launches */
     int32_t n_launches;
     int32_t *root, *start, *end; /* per tensor: storage root, live steps of roots */
@@ -146,7 +133,7 @@ struct backend_instance {
     struct ocl_pinned {
         void *p;
         cl_mem m;
-    } *pinned;
+    } * pinned;
     int32_t n_pinned, cap_pinned;
     /* benchmark hook: per-kernel events of the last execute */
     bool prof_kernels;
@@ -165,8 +152,10 @@ hlt_status ocl_plan_prepare(backend_instance_t *inst, const engine_shape_t *in, 
                             char *err, size_t errlen);
 
 /* ocl_ops.c */
-/* Decides epilogue and then chain fusion for every node (see ocl_node_t); HLT_OPENCL_FUSE=0
- * disables both, HLT_OPENCL_MLP=0 only the chains (tests and benchmarks compare). */
+/* Decides epilogue and then chain fusion for every node into inst->fuse (engine/fuse.h: a GEMM
+ * runs its epilogue in gemm.cl, a chain is one mlp.cl launch; absorbed nodes launch nothing and
+ * their intermediate tensors get no storage); HLT_OPENCL_FUSE=0 disables both,
+ * HLT_OPENCL_MLP=0 only the chains (tests and benchmarks compare). */
 void ocl_ops_fuse(backend_instance_t *inst);
 /* Number of launches node n needs and, when names is not NULL, their kernel names. */
 int32_t ocl_ops_count(const backend_instance_t *inst, const graph_node_t *n, const char **names);
@@ -182,7 +171,7 @@ bool ocl_ops_reads_const(const backend_instance_t *inst, const graph_node_t *n, 
  * B^T (OCL_ALIGN-rounded; the epilogue's bias|scale|shift follows it in consts). */
 bool ocl_gemm_b_folded(const backend_instance_t *inst, const graph_node_t *n);
 bool ocl_gemm_has_c(const graph_node_t *n);
-bool ocl_gemm_epilogue(const ocl_node_t *on);
+bool ocl_gemm_epilogue(const engine_fuse_t *f);
 size_t ocl_gemm_bt_bytes(const backend_instance_t *inst, const graph_node_t *n);
 
 /* ocl_launch.c */

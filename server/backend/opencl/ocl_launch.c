@@ -156,7 +156,8 @@ static void gemm_launch(const backend_instance_t *inst, const graph_node_t *n, o
         arg_i(a, 0);
     }
     const ocl_node_t *on = &inst->nodes[n - inst->g->nodes];
-    arg_t(a, inst, on->fuse_out);
+    const engine_fuse_t *fu = &inst->fuse[n - inst->g->nodes];
+    arg_t(a, inst, fu->out);
     arg_i(a, g->m);
     arg_i(a, g->n);
     arg_i(a, g->k);
@@ -166,7 +167,7 @@ static void gemm_launch(const backend_instance_t *inst, const graph_node_t *n, o
     arg_v8(a, g->bdims, g->nb, 1);
     arg_v8(a, g->sa, g->nb, 0);
     arg_v8(a, g->sb, g->nb, 0);
-    if (ocl_gemm_epilogue(on)) {
+    if (ocl_gemm_epilogue(fu)) {
         arg_mem(a, inst->consts, on->derived + ocl_gemm_bt_bytes(inst, n));
         arg_i(a, 1);
     } else {
@@ -175,7 +176,7 @@ static void gemm_launch(const backend_instance_t *inst, const graph_node_t *n, o
     }
     static const int acts[OP_KIND_COUNT] = {
         [OP_RELU] = 1, [OP_LEAKY_RELU] = 2, [OP_SIGMOID] = 3, [OP_TANH] = 4};
-    const graph_node_t *an = on->fuse_act >= 0 ? &inst->g->nodes[on->fuse_act] : NULL;
+    const graph_node_t *an = fu->act >= 0 ? &inst->g->nodes[fu->act] : NULL;
     arg_i(a, an ? acts[an->op] : 0);
     arg_f(a, an ? an->attrs.alpha : 0.0f);
     if (inst->tiled) {
@@ -375,8 +376,8 @@ static void setup_transpose(const backend_instance_t *inst, const graph_node_t *
  * work-item in groups of up to 64. */
 #define OCL_MLP_WG_CPU 4
 static hlt_status setup_mlp(const backend_instance_t *inst, const graph_node_t *n,
-                            const ocl_node_t *on, ocl_launch_t *l, args_t *a, char *err,
-                            size_t errlen)
+                            const ocl_node_t *on, const engine_fuse_t *fu, ocl_launch_t *l,
+                            args_t *a, char *err, size_t errlen)
 {
     const engine_shape_t *xs = &inst->shapes[n->in[0]];
     if (xs->rank != 2) {
@@ -386,12 +387,12 @@ static hlt_status setup_mlp(const backend_instance_t *inst, const graph_node_t *
     }
     const int64_t m = xs->dims[0];
     arg_t(a, inst, n->in[0]);
-    arg_t(a, inst, on->fuse_out);
+    arg_t(a, inst, fu->out);
     arg_i(a, m);
     arg_mem(a, inst->consts, on->derived); /* weights and epilogues */
     arg_mem(a, inst->consts, on->derived); /* the descriptor, read as ints */
-    arg_t(a, inst, on->mlp_logits >= 0 ? on->mlp_logits : on->fuse_out);
-    arg_i(a, on->mlp_logits >= 0);
+    arg_t(a, inst, fu->chain_logits >= 0 ? fu->chain_logits : fu->out);
+    arg_i(a, fu->chain_logits >= 0);
     const size_t lanes = inst->tiled ? 1 : 8;
     const size_t lws = inst->tiled ? (inst->wg < 64 ? inst->wg : 64) : OCL_MLP_WG_CPU;
     l->dims = 1;
@@ -410,10 +411,10 @@ hlt_status ocl_launch_setup(backend_instance_t *inst, int32_t i, char *err, size
     const engine_shape_t *ys = &inst->shapes[n->out[0]];
     args_t a = {.k = on->count ? l->k : NULL};
     hlt_status st;
-    if (on->fused_into >= 0)
+    if (inst->fuse[i].fused_into >= 0)
         return HLT_OK;
-    if (on->mlp_layers) {
-        if ((st = setup_mlp(inst, n, on, l, &a, err, errlen)) != HLT_OK)
+    if (inst->fuse[i].chain_layers) {
+        if ((st = setup_mlp(inst, n, on, &inst->fuse[i], l, &a, err, errlen)) != HLT_OK)
             return st;
         return done(inst, n, &a, err, errlen);
     }

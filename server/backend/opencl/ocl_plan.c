@@ -51,6 +51,7 @@ void ocl_plan_destroy(backend_instance_t *inst)
     free(inst->launches);
     free(inst->kev);
     free(inst->nodes);
+    free(inst->fuse);
     free(inst->const_off);
     free(inst->root);
     free(inst->start);
@@ -185,10 +186,10 @@ static void plan_lifetimes(backend_instance_t *inst)
         const int32_t y = n->out[0];
         if (op_def(n->op)->view)
             inst->root[y] = inst->root[n->in[0]];
-        else if (inst->nodes[i].fused_into < 0) /* absorbed nodes' outputs take no storage */
-            inst->start[inst->nodes[i].fuse_out] = inst->end[inst->nodes[i].fuse_out] = i + 1;
-        if (inst->nodes[i].mlp_logits >= 0) /* a chain's second output */
-            inst->start[inst->nodes[i].mlp_logits] = inst->end[inst->nodes[i].mlp_logits] = i + 1;
+        else if (inst->fuse[i].fused_into < 0) /* absorbed nodes' outputs take no storage */
+            inst->start[inst->fuse[i].out] = inst->end[inst->fuse[i].out] = i + 1;
+        if (inst->fuse[i].chain_logits >= 0) /* a chain's second output */
+            inst->start[inst->fuse[i].chain_logits] = inst->end[inst->fuse[i].chain_logits] = i + 1;
         for (int32_t j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && inst->end[inst->root[n->in[j]]] < i + 1)
                 inst->end[inst->root[n->in[j]]] = i + 1;
@@ -225,6 +226,7 @@ hlt_status ocl_plan_create(int device, const backend_model_t *model, backend_ins
     inst->tiled = force && *force ? strcmp(force, "gpu") == 0 : (d->type & CL_DEVICE_TYPE_GPU);
     const size_t nt = (size_t)inst->nt + 1, nn = (size_t)inst->nn + 1;
     inst->nodes = calloc(nn, sizeof *inst->nodes);
+    inst->fuse = calloc(nn, sizeof *inst->fuse);
     inst->const_off = calloc(nt, sizeof *inst->const_off);
     inst->root = calloc(nt, sizeof *inst->root);
     inst->start = calloc(nt, sizeof *inst->start);
@@ -239,9 +241,9 @@ hlt_status ocl_plan_create(int device, const backend_model_t *model, backend_ins
     inst->last_out = calloc((size_t)g->n_outputs + 1, sizeof *inst->last_out);
     hlt_status st = HLT_OK;
     char msg[400];
-    if (!inst->nodes || !inst->const_off || !inst->root || !inst->start || !inst->end ||
-        !inst->shapes || !inst->off || !inst->ws_bytes || !inst->ws_off || !inst->items ||
-        !inst->by_off || !inst->last_in || !inst->last_out) {
+    if (!inst->nodes || !inst->fuse || !inst->const_off || !inst->root || !inst->start ||
+        !inst->end || !inst->shapes || !inst->off || !inst->ws_bytes || !inst->ws_off ||
+        !inst->items || !inst->by_off || !inst->last_in || !inst->last_out) {
         st = oom(msg, sizeof msg);
         goto fail;
     }

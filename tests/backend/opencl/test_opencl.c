@@ -603,8 +603,7 @@ Test(opencl, fused_mlp_chains_match_the_cpu)
     cr_assert_eq(chained, 1 + 3 + 2 + 2 + 2 + 1, "launches with chain fusion: %d", chained);
     setenv("HLT_OPENCL_MLP", "0", 1);
     const int unchained = launches(g);
-    cr_assert_eq(unchained, 5 + 4 + 2 + 2 + 3 + 3, "launches without chain fusion: %d",
-                 unchained);
+    cr_assert_eq(unchained, 5 + 4 + 2 + 2 + 3 + 3, "launches without chain fusion: %d", unchained);
     unsetenv("HLT_OPENCL_MLP");
     engine_shape_t sets[5][BU_MAX_IO];
     const int64_t rows[] = {1, 7, 9, 257, 4096};
