@@ -4,8 +4,9 @@
  *                        first instances (run it first, in its own process)
  *   bench_cuda models    example models at batch 1, 256, 4096, 16000: wall time per execute,
  *                        throughput, upload / compute / download busy times; the chunk count
- *                        swept at 16000 rows to show the pipeline overlap; the CPU backend on
- *                        the same host for scale
+ *                        swept at 16000 rows to show the pipeline overlap; each model as one
+ *                        chain kernel (HLT_CUDA_CHAINS=1); the CPU backend on the same host
+ *                        for scale
  *   bench_cuda gemm      our Gemm node against bare cuBLAS on the same shapes (pinned I/O both)
  *
  * Every number is the median of 3 repetitions; a repetition averages as many executions as
@@ -286,6 +287,13 @@ static void bench_models(void)
         bench_one(b, g, models[mi], "cuda 4 chunks, no CUDA graphs", 16000, false);
         unsetenv("HLT_CUDA_GRAPHS");
         unsetenv("HLT_CUDA_CHUNKS");
+        /* the whole model as one chain kernel (engine/fuse.h) instead of cuBLAS per layer */
+        setenv("HLT_CUDA_CHAINS", "1", 1);
+        for (int pinned = 0; pinned < 2; pinned++)
+            for (int k = 0; k < 4; k++)
+                bench_one(b, g, models[mi], pinned ? "cuda chains, pinned I/O" : "cuda chains",
+                          batches[k], pinned);
+        unsetenv("HLT_CUDA_CHAINS");
         for (int k = 0; k < 4; k++)
             bench_one(&backend_cpu, g, models[mi], "cpu (1 BLAS thread)", batches[k], false);
         engine_graph_destroy(g);

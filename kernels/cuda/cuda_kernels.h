@@ -78,6 +78,16 @@ cudaError_t cudak_channel_affine_f32(const float *x, float *y, int64_t outer, in
 cudaError_t cudak_gather(size_t esize, const void *x, void *y, const cudak_iter_t *it,
                          cudaStream_t s);
 
+#define CUDAK_CHAIN_MAX 128 /* widest layer of a chain (ENGINE_CHAIN_MAX_WIDTH) */
+
+/* A chain of dense layers in one launch (server/engine/fuse.h): x [m, K0] through the chain
+ * described by blob (its layout in fuse.h, on the device) into y [m, N]; z (may be NULL) gets
+ * the last layer's values before the Softmax (logits that are a graph output). One thread per
+ * row, hidden values in registers/local memory, weights read through the read-only cache (the
+ * same address across a warp: broadcast). */
+cudaError_t cudak_chain_f32(const float *x, float *y, float *z, int64_t m, const void *blob,
+                            cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

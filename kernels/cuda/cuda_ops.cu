@@ -356,3 +356,74 @@ extern "C" cudaError_t cudak_gather(size_t esize, const void *x, void *y, const 
         return cudaErrorInvalidValue;
     return cudaGetLastError();
 }
+
+/* ---- dense chains (fuse.h's blob: D = ints, P = the same bytes as floats) ---- */
+
+__device__ __forceinline__ float chain_act(float v, int act, float alpha)
+{
+    if (act == 1)
+        return v > 0.0f ? v : 0.0f;
+    if (act == 2)
+        return v >= 0.0f ? v : alpha * v;
+    if (act == 3)
+        return sigmoid(v);
+    if (act == 4)
+        return tanhf(v);
+    return v;
+}
+
+__global__ void chain_k(const float *__restrict__ x, float *__restrict__ y, float *__restrict__ z,
+                        int64_t m, const int32_t *__restrict__ d, const float *__restrict__ p)
+{
+    const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= m)
+        return;
+    float h[2][CUDAK_CHAIN_MAX];
+    const int layers = __ldg(&d[0]), k0 = __ldg(&d[1]);
+    for (int k = 0; k < k0; k++)
+        h[0][k] = x[r * k0 + k];
+    int cur = 0, n = 0;
+    for (int l = 0; l < layers; l++) {
+        const int32_t *dl = d + 1 + 8 * l;
+        const int kk = __ldg(&dl[0]), act = __ldg(&dl[2]);
+        const float *w = p + __ldg(&dl[3]), *e = p + __ldg(&dl[4]);
+        const float aa = __int_as_float(__ldg(&dl[5])), alpha = __int_as_float(__ldg(&dl[6]));
+        n = __ldg(&dl[1]);
+        for (int j = 0; j < n; j++) {
+            const float *wj = w + j * kk;
+            float acc = 0.0f;
+            for (int k = 0; k < kk; k++)
+                acc += __ldg(&wj[k]) * h[cur][k];
+            const float v = (alpha * acc + __ldg(&e[j])) * __ldg(&e[n + j]) + __ldg(&e[2 * n + j]);
+            h[cur ^ 1][j] = chain_act(v, act, aa);
+        }
+        cur ^= 1;
+    }
+    if (__ldg(&d[1 + 8 * layers])) {
+        if (z)
+            for (int j = 0; j < n; j++)
+                z[r * n + j] = h[cur][j];
+        float mx = h[cur][0];
+        for (int j = 1; j < n; j++)
+            mx = fmaxf(mx, h[cur][j]);
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++)
+            sum += expf(h[cur][j] - mx);
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++)
+            h[cur][j] = expf(h[cur][j] - mx) * inv;
+    }
+    for (int j = 0; j < n; j++)
+        y[r * n + j] = h[cur][j];
+}
+
+extern "C" cudaError_t cudak_chain_f32(const float *x, float *y, float *z, int64_t m,
+                                       const void *blob, cudaStream_t s)
+{
+    if (m <= 0)
+        return cudaSuccess;
+    const int threads = 128;
+    const unsigned blocks = (unsigned)((m + threads - 1) / threads);
+    chain_k<<<blocks, threads, 0, s>>>(x, y, z, m, (const int32_t *)blob, (const float *)blob);
+    return cudaGetLastError();
+}

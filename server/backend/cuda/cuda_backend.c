@@ -14,6 +14,10 @@
  *   HLT_CUDA_MAX_CHUNKS   at most this many chunks when splitting by size; 1 disables [2]
  *   HLT_CUDA_CHUNK_KB     split only when each chunk moves at least this much I/O [384]
  *   HLT_CUDA_GRAPHS       0 launches kernels one by one instead of replaying CUDA graphs [1]
+ *   HLT_CUDA_CHAINS       1 runs each chain of small dense layers (engine/fuse.h) as one
+ *                         kernel instead of cuBLAS + epilogue kernels per layer [0: built and
+ *                         compiled, not yet run on a GPU; on by default once test_cuda's
+ *                         chain tests and bench_cuda have run on one]
  * The defaults come from benchmarks/results/cuda_bench.md (H100, PCIe 5): a chunk costs a
  * fixed ~15-25 us of launch latency however small, so splitting pays only when each chunk
  * moves enough bytes: 2 chunks were best for both example models at 4096-16000 rows, with
@@ -127,6 +131,9 @@ static void cu_destroy(backend_instance_t *inst)
     free(inst->root);
     free(inst->woff);
     free(inst->bnoff);
+    free(inst->chainoff);
+    free(inst->fuse);
+    free(inst->chain_owner);
     free(inst->full);
     free(inst->last_in);
     free(inst->last_out);
@@ -172,6 +179,15 @@ static hlt_status upload_weights(backend_instance_t *inst, char *err, size_t err
                      ~(size_t)(CUDA_ALIGN - 1);
         }
     }
+    /* chains: each head's blob (engine/fuse.h) */
+    for (int32_t i = 0; i < inst->nn; i++) {
+        inst->chainoff[i] = CUDA_NO_SLOT;
+        if (inst->chain_owner && inst->chain_owner[i] == i) {
+            inst->chainoff[i] = total;
+            total += (engine_fuse_chain_blob(g, inst->fuse, i, NULL) + CUDA_ALIGN - 1) &
+                     ~(size_t)(CUDA_ALIGN - 1);
+        }
+    }
     if (!total)
         return HLT_OK;
     cudaError_t e = cudaMalloc((void **)&inst->weights, total);
@@ -204,6 +220,17 @@ static hlt_status upload_weights(backend_instance_t *inst, char *err, size_t err
         e = cudaMemcpy(inst->weights + inst->bnoff[i], ab, 2 * sizeof(float) * (size_t)c,
                        cudaMemcpyHostToDevice);
         free(ab);
+    }
+    for (int32_t i = 0; i < inst->nn && e == cudaSuccess; i++) {
+        if (inst->chainoff[i] == CUDA_NO_SLOT)
+            continue;
+        const size_t bytes = engine_fuse_chain_blob(g, inst->fuse, i, NULL);
+        void *blob = malloc(bytes);
+        if (!blob)
+            return cuda_errf(HLT_RESOURCE_EXHAUSTED, err, errlen, "out of memory");
+        engine_fuse_chain_blob(g, inst->fuse, i, blob);
+        e = cudaMemcpy(inst->weights + inst->chainoff[i], blob, bytes, cudaMemcpyHostToDevice);
+        free(blob);
     }
     if (e != cudaSuccess)
         return cuda_errf(HLT_INTERNAL, err, errlen, "uploading the weights: %s",
@@ -317,19 +344,26 @@ static hlt_status cu_create(int device, const backend_model_t *model, backend_in
     inst->max_chunks = (int)env_long("HLT_CUDA_MAX_CHUNKS", 2, 1, 1 << 16);
     inst->chunk_bytes = (size_t)env_long("HLT_CUDA_CHUNK_KB", 384, 1, 1 << 30) << 10;
     inst->use_graphs = env_long("HLT_CUDA_GRAPHS", 1, 0, 1) != 0;
+    const bool chains = env_long("HLT_CUDA_CHAINS", 0, 0, 1) != 0;
 
     const size_t nt = (size_t)inst->nt + 1, nn = (size_t)inst->nn + 1;
     const size_t ni = (size_t)inst->n_in + 1, no = (size_t)inst->n_out + 1;
     inst->root = calloc(nt, sizeof *inst->root);
     inst->woff = calloc(nt, sizeof *inst->woff);
     inst->bnoff = calloc(nn, sizeof *inst->bnoff);
+    inst->chainoff = calloc(nn, sizeof *inst->chainoff);
+    if (chains) {
+        inst->fuse = calloc(nn, sizeof *inst->fuse);
+        inst->chain_owner = calloc(nn, sizeof *inst->chain_owner);
+    }
     inst->full = calloc(nt, sizeof *inst->full);
     inst->batched = calloc(nt, sizeof *inst->batched);
     inst->last_in = calloc(ni, sizeof *inst->last_in);
     inst->last_out = calloc(no, sizeof *inst->last_out);
     inst->in_row = calloc(ni, sizeof *inst->in_row);
     inst->out_row = calloc(no, sizeof *inst->out_row);
-    bool ok = inst->root && inst->woff && inst->bnoff && inst->full && inst->batched &&
+    bool ok = inst->root && inst->woff && inst->bnoff && inst->chainoff &&
+              (!chains || (inst->fuse && inst->chain_owner)) && inst->full && inst->batched &&
               inst->last_in && inst->last_out && inst->in_row && inst->out_row;
     cuda_plan_t *plans[2] = {&inst->main, &inst->tail};
     for (int i = 0; i < 2 && ok; i++) {
@@ -353,6 +387,10 @@ static hlt_status cu_create(int device, const backend_model_t *model, backend_in
             const graph_node_t *n = &g->nodes[i];
             if (op_def(n->op)->view)
                 inst->root[n->out[0]] = inst->root[n->in[0]];
+        }
+        if (chains) {
+            engine_fuse_plan(g, true, true, inst->fuse);
+            engine_fuse_chain_owner(g, inst->fuse, inst->chain_owner);
         }
         st = upload_weights(inst, err, errlen);
     }

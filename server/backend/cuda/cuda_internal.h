@@ -20,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "cuda_blas.h"
+#include "fuse.h"
 #include "graph.h"
 
 #include <cuda_runtime_api.h>
@@ -66,9 +67,14 @@ struct backend_instance {
     const cuda_blas_t *blas;
     char model[128];
     int32_t nt, nn, n_in, n_out;
-    int32_t *root; /* per tensor: the tensor whose bytes it uses (itself unless a view) */
-    size_t *woff;  /* per tensor: offset in weights, or CUDA_NO_SLOT */
-    size_t *bnoff; /* per node: BatchNormalization (a, b) tables in weights, or CUDA_NO_SLOT */
+    int32_t *root;    /* per tensor: the tensor whose bytes it uses (itself unless a view) */
+    size_t *woff;     /* per tensor: offset in weights, or CUDA_NO_SLOT */
+    size_t *bnoff;    /* per node: BatchNormalization (a, b) tables in weights, or CUDA_NO_SLOT */
+    size_t *chainoff; /* per node: a chain head's blob (engine/fuse.h) in weights, or
+                         CUDA_NO_SLOT */
+    engine_fuse_t *fuse;  /* per node, with HLT_CUDA_CHAINS=1 only (else NULL) */
+    int32_t *chain_owner; /* per node: the chain head whose kernel runs it, or -1; NULL when
+                             chains are off */
     uint8_t *weights;
     /* tuning, read from the environment at create (cuda_backend.c) */
     int nslots;

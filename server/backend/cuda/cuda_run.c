@@ -11,7 +11,8 @@
  * Launch overhead dominates trigger-sized models (a few microseconds per kernel against
  * sub-microsecond kernels), so once a plan has run, its launches are captured into a CUDA graph
  * per slot and replayed: one launch per chunk. A failed capture falls back to direct launches
- * for that plan. */
+ * for that plan. With HLT_CUDA_CHAINS=1 a chain of small dense layers (engine/fuse.h) is one
+ * kernel (cudak_chain_f32) instead of a cuBLAS call and epilogue kernels per layer. */
 #include "cuda_internal.h"
 
 #include "cuda_kernels.h"
@@ -337,12 +338,32 @@ static hlt_status run_node(run_t *r, int32_t i)
     return e == cudaSuccess ? HLT_OK : cuda_fail(r, e);
 }
 
+/* Chain head i: its input [m, K0] through every layer of the chain (engine/fuse.h) in one
+ * kernel, writing the chain's output and, when they are a graph output, the logits. */
+static hlt_status run_chain(run_t *r, int32_t i)
+{
+    const engine_fuse_t *f = &r->inst->fuse[i];
+    const graph_node_t *n = r->n = &r->inst->g->nodes[i];
+    const engine_shape_t *xs = shp(r, n->in[0]);
+    if (xs->rank != 2)
+        return cuda_errf(HLT_INTERNAL, r->err, r->errlen,
+                         "node '%s': a fused chain needs a 2-D input, got rank %d", n->name,
+                         (int)xs->rank);
+    const cudaError_t e = cudak_chain_f32(
+        ptr(r, n->in[0]), ptr(r, f->out), f->chain_logits >= 0 ? ptr(r, f->chain_logits) : NULL,
+        xs->dims[0], r->inst->weights + r->inst->chainoff[i], r->stream);
+    return e == cudaSuccess ? HLT_OK : cuda_fail(r, e);
+}
+
 static hlt_status run_nodes(backend_instance_t *inst, const cuda_plan_t *p, int s, char *err,
                             size_t errlen)
 {
     run_t r = {inst, p, s, inst->slot[s].stream, NULL, err, errlen};
     for (int32_t i = 0; i < inst->nn; i++) {
-        hlt_status st = run_node(&r, i);
+        const int32_t owner = inst->chain_owner ? inst->chain_owner[i] : -1;
+        if (owner >= 0 && owner != i)
+            continue; /* runs inside its chain's kernel */
+        hlt_status st = owner == i ? run_chain(&r, i) : run_node(&r, i);
         if (st != HLT_OK)
             return st;
     }

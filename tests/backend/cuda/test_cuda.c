@@ -730,3 +730,37 @@ Test(cuda, errors_are_statuses, .timeout = 120)
     b->instance_destroy(NULL);
     engine_graph_destroy(g);
 }
+
+/* ---- chains of dense layers in one kernel (HLT_CUDA_CHAINS=1, engine/fuse.h) ---------------- */
+
+/* Both example models are one chain each; the chain kernel against the CPU at batch 1, odd and
+ * full-size batches (jet_tagger's logits output included), whole and split into chunks. */
+static void chains_vs_cpu(const char *model, int64_t k0)
+{
+    setenv("HLT_CUDA_CHAINS", "1", 1);
+    engine_graph_t *g = load_model(model);
+    pair_t p = pair_new(g);
+    const int64_t batches[] = {1, 7, 256, 4099, 16000};
+    for (size_t b = 0; b < 5; b++) {
+        const engine_shape_t s = shp(2, batches[b], k0, 0, 0);
+        run_both(&p, &s, -3, 3, 300 + b, model);
+    }
+    pair_free(&p);
+}
+
+Test(cuda, chain_kernel_facile, .timeout = 300)
+{
+    chains_vs_cpu("facile", 15);
+}
+
+Test(cuda, chain_kernel_jet_tagger, .timeout = 300)
+{
+    chains_vs_cpu("jet_tagger", 64);
+}
+
+Test(cuda, chain_kernel_in_chunks_without_graphs, .timeout = 300)
+{
+    setenv("HLT_CUDA_CHUNKS", "5", 1);
+    setenv("HLT_CUDA_GRAPHS", "0", 1);
+    chains_vs_cpu("jet_tagger", 64);
+}
