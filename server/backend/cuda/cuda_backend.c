@@ -29,6 +29,7 @@
  * from the batch. */
 #include "cuda_internal.h"
 
+#include "backend/warm_up.h"
 #include "ops.h"
 #include "shape.h"
 
@@ -263,50 +264,15 @@ static hlt_status create_slot(backend_instance_t *inst, cuda_slot_t *s, char *er
     return HLT_OK;
 }
 
-/* One execution on `rows` rows of zeros (see the header). Best effort: a model whose inputs
- * have other unknown dims, or that fails here, meets its first real batch cold. */
-static void warm_up(backend_instance_t *inst, int64_t rows)
-{
-    const engine_graph_t *g = inst->g;
-    engine_shape_t in[inst->n_in + 1], out[inst->n_out + 1];
-    void *bufs[inst->n_in + inst->n_out + 1];
-    char e[8];
-    for (int32_t i = 0; i < inst->n_in; i++) {
-        const engine_tensor_desc_t *d = &g->input_desc[i];
-        if (d->rank < 1)
-            return;
-        in[i] = (engine_shape_t){.rank = d->rank};
-        for (int32_t k = 0; k < d->rank; k++) {
-            in[i].dims[k] = k == 0 && d->dims[0] < 0 ? rows : d->dims[k];
-            if (in[i].dims[k] < 0)
-                return;
-        }
-    }
-    if (cuda_prepare(inst, in, out, e, sizeof e) != HLT_OK)
-        return;
-    int32_t nb = 0;
-    bool ok = true;
-    for (int32_t i = 0; i < inst->n_in + inst->n_out && ok; i++) {
-        const engine_shape_t *s = i < inst->n_in ? &in[i] : &out[i - inst->n_in];
-        bufs[nb] = calloc((size_t)shape_numel(s) + 1, sizeof(int64_t));
-        ok = bufs[nb++] != NULL;
-    }
-    if (ok)
-        (void)cuda_execute(inst, (const void *const *)bufs, bufs + inst->n_in, NULL, e, sizeof e);
-    for (int32_t i = 0; i < nb; i++)
-        free(bufs[i]);
-    (void)cudaGetLastError();
-}
+extern __attribute__((visibility("default"))) const backend_i hlt_backend_cuda; /* below */
 
 /* Warm-up at batch 1 and at the largest batch the config allows (capped: cuBLAS picks other
  * kernels for large M, and the chunk plans only exist there). The instance is left
  * unprepared, as the caller expects; plans and buffers stay cached. */
 static void warm_ups(backend_instance_t *inst, const model_config_t *cfg)
 {
-    warm_up(inst, 1);
-    const int64_t max = cfg && cfg->max_batch_size > 1 ? cfg->max_batch_size : 1;
-    if (max > 1)
-        warm_up(inst, max < 16384 ? max : 16384);
+    backend_warm_up(&hlt_backend_cuda, inst, inst->g, cfg ? cfg->max_batch_size : 1);
+    (void)cudaGetLastError();
     inst->prepared = false;
 }
 

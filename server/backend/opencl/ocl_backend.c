@@ -13,6 +13,7 @@
  * pick_backend). */
 #include "ocl.h"
 
+#include "backend/warm_up.h"
 #include "clock.h"
 #include "engine/shape.h"
 
@@ -37,57 +38,16 @@ static void ocl_device_info(int device, backend_device_info_t *out)
     out->compute_units = (int32_t)d->compute_units;
 }
 
-/* One execute on zeros at `rows` rows (graph inputs whose only dynamic dim is the leading
- * one), so the first request does not pay the driver's kernel compilation (PoCL compiles each
- * kernel at its first launch for the work-group size it gets: ~0.1-1 s). Best effort. */
-static void warm_up(backend_instance_t *inst, int64_t rows)
-{
-    const engine_graph_t *g = inst->g;
-    const int32_t ni = g->n_inputs, no = g->n_outputs;
-    engine_shape_t in[ni + 1], out[no + 1];
-    void *bufs[ni + no + 1];
-    char e[8];
-    for (int32_t i = 0; i < ni; i++) {
-        const engine_tensor_desc_t *d = &g->input_desc[i];
-        if (d->rank < 1)
-            return;
-        in[i] = (engine_shape_t){.rank = d->rank};
-        for (int32_t k = 0; k < d->rank; k++) {
-            in[i].dims[k] = k == 0 && d->dims[0] < 0 ? rows : d->dims[k];
-            if (in[i].dims[k] < 0)
-                return;
-        }
-    }
-    if (ocl_plan_prepare(inst, in, out, e, sizeof e) != HLT_OK)
-        return;
-    int32_t nb = 0;
-    bool ok = true;
-    for (int32_t i = 0; i < ni + no && ok; i++) {
-        const engine_shape_t *s = i < ni ? &in[i] : &out[i - ni];
-        bufs[nb] = calloc((size_t)shape_numel(s) + 1, sizeof(int64_t));
-        ok = bufs[nb++] != NULL;
-    }
-    if (ok) {
-        backend_timing_t t;
-        (void)backend_opencl.execute(inst, (const void *const *)bufs, bufs + ni, &t, e, sizeof e);
-    }
-    for (int32_t i = 0; i < nb; i++)
-        free(bufs[i]);
-}
-
 static hlt_status ocl_create(int device, const backend_model_t *model, backend_instance_t **out,
                              char *err, size_t errlen)
 {
     hlt_status st = ocl_plan_create(device, model, out, err, errlen);
     if (st != HLT_OK || !model->graph)
         return st;
-    /* at batch 1 and at the largest batch the config allows (capped), as the CUDA backend;
-     * the instance is left unprepared, as the caller expects */
-    const model_config_t *cfg = model->cfg;
-    const int64_t max = cfg && cfg->max_batch_size > 1 ? cfg->max_batch_size : 1;
-    warm_up(*out, 1);
-    if (max > 1)
-        warm_up(*out, max < 16384 ? max : 16384);
+    /* PoCL compiles each kernel at its first launch; the instance is left unprepared, as the
+     * caller expects */
+    backend_warm_up(&backend_opencl, *out, model->graph,
+                    model->cfg ? model->cfg->max_batch_size : 1);
     (*out)->prepared = false;
     return HLT_OK;
 }
@@ -105,12 +65,12 @@ void *ocl_host_alloc(backend_instance_t *inst, size_t bytes)
         inst->cap_pinned = cap;
     }
     cl_int rc;
-    cl_mem m = clCreateBuffer(inst->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL,
-                              &rc);
+    cl_mem m =
+        clCreateBuffer(inst->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL, &rc);
     if (rc != CL_SUCCESS)
         return NULL;
-    void *p = clEnqueueMapBuffer(inst->q, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0,
-                                 NULL, NULL, &rc);
+    void *p = clEnqueueMapBuffer(inst->q, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL,
+                                 NULL, &rc);
     if (rc != CL_SUCCESS || !p) {
         clReleaseMemObject(m);
         return NULL;
