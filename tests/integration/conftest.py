@@ -99,6 +99,24 @@ def server(server_factory):
     return server_factory()
 
 
+def set_gpu_group(config_path, count=1, gpus=None, backend=None, name=None, group_name=None):
+    """Rewrites a model's config.json to one KIND_GPU instance group of `count` instances
+    (on `gpus` when given), with parameters.gpu_backend = `backend` when given, and the model
+    name `name` when given."""
+    cfg = json.loads(config_path.read_text())
+    if name:
+        cfg["name"] = name
+    group = {"kind": "KIND_GPU", "count": count}
+    if group_name:
+        group = {"name": group_name, **group}
+    if gpus is not None:
+        group["gpus"] = list(gpus)
+    cfg["instance_group"] = [group]
+    if backend:
+        cfg.setdefault("parameters", {})["gpu_backend"] = {"string_value": backend}
+    config_path.write_text(json.dumps(cfg, indent=2))
+
+
 def load_reference(model, case):
     """Inputs and outputs of a committed reference case: {name: ndarray}."""
     d = os.path.join(MODELS, model, "reference")

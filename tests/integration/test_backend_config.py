@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from conftest import SERVER, assert_close, load_reference
+from conftest import SERVER, assert_close, load_reference, set_gpu_group
 
 EXTENSIONS = ["model_configuration", "model_repository", "statistics", "parameters"]
 
@@ -36,16 +36,8 @@ def gpu_model(name="jet_gpu", gpus=None, backend=None, count=1):
     """Adds `name`: the example jet_tagger with one KIND_GPU instance group."""
     def edit(repo):
         shutil.copytree(repo / "jet_tagger", repo / name)
-        path = repo / name / "config.json"
-        cfg = json.loads(path.read_text())
-        cfg["name"] = name
-        group = {"name": "g", "kind": "KIND_GPU", "count": count}
-        if gpus is not None:
-            group["gpus"] = list(gpus)
-        cfg["instance_group"] = [group]
-        if backend:
-            cfg.setdefault("parameters", {})["gpu_backend"] = {"string_value": backend}
-        path.write_text(json.dumps(cfg, indent=2))
+        set_gpu_group(repo / name / "config.json", count, gpus, backend, name=name,
+                      group_name="g")
     return edit
 
 

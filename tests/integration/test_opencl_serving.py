@@ -3,7 +3,6 @@ KIND_GPU with parameters.gpu_backend = "opencl" (as Triton users write it), chec
 tritonclient against the same committed references as on the CPU. On a machine without a GPU
 this runs on PoCL's CPU device, which is how CI proves the OpenCL path end to end. Skips with
 the server's own reason when the server has no OpenCL backend or no OpenCL device."""
-import json
 import re
 import threading
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from conftest import assert_close, load_reference, reference_cases
+from conftest import assert_close, load_reference, reference_cases, set_gpu_group
 
 MODELS = ("facile", "jet_tagger")
 
@@ -19,15 +18,7 @@ MODELS = ("facile", "jet_tagger")
 def gpu_config(backend="opencl", count=1, gpus=(0,)):
     def edit(repo):
         for name in MODELS:
-            path = repo / name / "config.json"
-            cfg = json.loads(path.read_text())
-            group = {"kind": "KIND_GPU", "count": count}
-            if gpus is not None:
-                group["gpus"] = list(gpus)
-            cfg["instance_group"] = [group]
-            if backend:
-                cfg.setdefault("parameters", {})["gpu_backend"] = {"string_value": backend}
-            path.write_text(json.dumps(cfg, indent=2))
+            set_gpu_group(repo / name / "config.json", count, gpus, backend)
     return edit
 
 
