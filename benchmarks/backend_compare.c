@@ -588,6 +588,23 @@ out:
 }
 #endif
 
+/* An instance of bm on device, prepared for in, with its I/O buffers (io_alloc). */
+static hlt_status open_instance(const backend_i *b, int device, const backend_model_t *bm,
+                                const engine_shape_t *in, const opts_t *o,
+                                backend_instance_t **inst, engine_shape_t *oshape, void **inputs,
+                                void **outputs, char *err, size_t errlen)
+{
+    hlt_status st;
+    if ((st = b->instance_create(device, bm, inst, err, errlen)) ||
+        (st = b->prepare(*inst, in, oshape, err, errlen)))
+        return st;
+    if (io_alloc(b, *inst, bm->graph, in, oshape, o->pinned, inputs, outputs) != HLT_OK) {
+        snprintf(err, errlen, "out of memory for the I/O buffers");
+        return HLT_RESOURCE_EXHAUSTED;
+    }
+    return HLT_OK;
+}
+
 static hlt_status measure(const backend_i *b, int device, const engine_graph_t *g,
                           const engine_shape_t *in, const opts_t *o, result_t *res, char *err,
                           size_t errlen)
@@ -598,14 +615,9 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
     const backend_model_t bm = {g, cfg, "bench"};
     void *inputs[MAX_IO] = {0}, *outputs[MAX_IO] = {0};
     engine_shape_t oshape[MAX_IO];
-    if (st || (st = b->instance_create(device, &bm, &inst, err, errlen)) ||
-        (st = b->prepare(inst, in, oshape, err, errlen)))
+    if (st ||
+        (st = open_instance(b, device, &bm, in, o, &inst, oshape, inputs, outputs, err, errlen)))
         goto out;
-    if (io_alloc(b, inst, g, in, oshape, o->pinned, inputs, outputs) != HLT_OK) {
-        st = HLT_RESOURCE_EXHAUSTED;
-        snprintf(err, errlen, "out of memory for the I/O buffers");
-        goto out;
-    }
     exec_ctx_t x = {.b = b,
                     .inst = inst,
                     .in = (const void *const *)inputs,
@@ -639,14 +651,9 @@ static hlt_status measure(const backend_i *b, int device, const engine_graph_t *
         b->instance_destroy(inst);
         inst = NULL;
         setenv("HLT_OPENCL_PROFILING", "1", 1);
-        if ((st = b->instance_create(device, &bm, &inst, err, errlen)) ||
-            (st = b->prepare(inst, in, oshape, err, errlen)))
+        if ((st =
+                 open_instance(b, device, &bm, in, o, &inst, oshape, inputs, outputs, err, errlen)))
             goto out;
-        if (io_alloc(b, inst, g, in, oshape, o->pinned, inputs, outputs) != HLT_OK) {
-            st = HLT_RESOURCE_EXHAUSTED;
-            snprintf(err, errlen, "out of memory for the I/O buffers");
-            goto out;
-        }
         x.inst = inst;
         for (int w = 0; w < 3; w++)
             exec_once(&x);
